@@ -1,0 +1,21 @@
+# ser_robot: `make demo` (the main job) and `make test` (what CI runs) set everything up first.
+SHELL := /bin/bash
+ENV := source ./setup.bash &&
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup:            ## system packages, .venv, ser_robot_msgs, ser-robot command (idempotent)
+	./scripts/setup.sh
+
+demo: setup       ## speech through the virtual ears -> microphone node -> level meter + bag
+	$(ENV) ser-robot demo
+
+test: setup       ## the whole test suite (unit and ROS integration over real DDS)
+	$(ENV) python -m pytest test $(PYTEST_ARGS)
+
+bench: setup      ## benchmarks (ratios against a reference measured in the same run)
+	$(ENV) python bench/microphone_bench.py --out out/bench
+
+clean:
+	rm -rf build out .pytest_cache

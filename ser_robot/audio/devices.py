@@ -1,0 +1,98 @@
+"""Finding sounddevice (PortAudio) input devices by index or by a substring of their name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ser_robot.errors import AudioDeviceError
+
+__all__ = ["InputDevice", "list_input_devices", "resolve_input_device"]
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    """An input-capable device as PortAudio reports it."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_input_channels: int
+    default_sample_rate: float
+
+    def describe(self) -> str:
+        return (
+            f"[{self.index}] {self.name} ({self.hostapi}, {self.max_input_channels} in, "
+            f"{self.default_sample_rate:g} Hz)"
+        )
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # PortAudio library missing
+        raise AudioDeviceError(
+            f"sounddevice cannot load PortAudio ({exc}); install it with "
+            "'apt-get install libportaudio2' (make setup does this)"
+        ) from None
+    return sounddevice
+
+
+def list_input_devices(refresh: bool = False) -> list[InputDevice]:
+    """All devices with at least one input channel.
+
+    ``refresh`` re-initialises PortAudio so devices plugged in (or lost) since start are seen;
+    never call it while a stream is open.
+    """
+    sd = _sounddevice()
+    if refresh:
+        sd._terminate()
+        sd._initialize()
+    hostapis = sd.query_hostapis()
+    devices = []
+    for index, info in enumerate(sd.query_devices()):
+        if info["max_input_channels"] > 0:
+            devices.append(
+                InputDevice(
+                    index=index,
+                    name=info["name"],
+                    hostapi=hostapis[info["hostapi"]]["name"],
+                    max_input_channels=int(info["max_input_channels"]),
+                    default_sample_rate=float(info["default_samplerate"]),
+                )
+            )
+    return devices
+
+
+def resolve_input_device(spec: str, refresh: bool = False) -> InputDevice:
+    """The input device named by ``spec``: an index, a case-insensitive name substring, or "" for the default.
+
+    Raises :class:`AudioDeviceError` listing the available input devices when none (or more
+    than one, for an ambiguous substring) matches.
+    """
+    devices = list_input_devices(refresh=refresh)
+    available = "; ".join(d.describe() for d in devices) or "none"
+    spec = spec.strip()
+    if spec == "":
+        sd = _sounddevice()
+        default = sd.default.device[0]
+        if default is None or default < 0:
+            default = sd.query_hostapis(0).get("default_input_device", -1) if devices else -1
+        matches = [d for d in devices if d.index == default] or devices[:1]
+    elif spec.lstrip("-").isdigit():
+        matches = [d for d in devices if d.index == int(spec)]
+    else:
+        exact = [d for d in devices if d.name.lower() == spec.lower()]
+        matches = exact or [d for d in devices if spec.lower() in d.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        what = "no default input device" if spec == "" else f"no input device matches {spec!r}"
+        raise AudioDeviceError(
+            f"{what}. Available input devices: {available}. Set the 'device' parameter to one "
+            "of these indices or names."
+        )
+    raise AudioDeviceError(
+        f"input device {spec!r} is ambiguous: it matches "
+        f"{'; '.join(d.describe() for d in matches)}. Use an index or a longer name."
+    )

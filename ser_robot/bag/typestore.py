@@ -1,0 +1,41 @@
+"""The rosbags type store: ROS 2 Kilted's standard types plus ``ser_robot_msgs``."""
+
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+
+from ser_robot.errors import BagError
+
+__all__ = ["message_definition_dir", "ser_robot_typestore"]
+
+PACKAGE = "ser_robot_msgs"
+
+
+def message_definition_dir() -> pathlib.Path:
+    """Folder holding ``ser_robot_msgs``'s ``.msg`` files: the source tree's, else an installed share folder."""
+    source = pathlib.Path(__file__).resolve().parents[2] / PACKAGE / "msg"
+    if source.is_dir():
+        return source
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        installed = pathlib.Path(prefix) / "share" / PACKAGE / "msg"
+        if prefix and installed.is_dir():
+            return installed
+    raise BagError(
+        f"cannot find the {PACKAGE} message definitions (msg/*.msg) in the source tree or in "
+        "AMENT_PREFIX_PATH; source ./setup.bash (or your ROS workspace's setup) first"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def ser_robot_typestore():
+    """A rosbags ``Typestore`` knowing ROS 2 Kilted's types and ``ser_robot_msgs/msg/*``."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    types: dict = {}
+    for path in sorted(message_definition_dir().glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"{PACKAGE}/msg/{path.stem}"))
+    store.register(types)
+    return store

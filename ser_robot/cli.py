@@ -1,0 +1,165 @@
+"""The ``ser-robot`` command: run nodes, record / play / inspect bags, list devices, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+import yaml
+
+from ser_robot.errors import SerRobotError
+
+__all__ = ["main"]
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, dict]:
+    """``node.param=value`` pairs (value parsed as YAML) -> ``{node: {param: value}}``."""
+    result: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not node or not param:
+            raise SerRobotError(f"--set expects node.param=value, got {pair!r}")
+        result.setdefault(node, {})[param] = yaml.safe_load(value)
+    return result
+
+
+def _remaps(pairs: Sequence[str]) -> dict[str, str]:
+    result = {}
+    for pair in pairs:
+        old, sep, new = pair.partition(":=")
+        if not sep or not old or not new:
+            raise SerRobotError(f"--remap expects old:=new, got {pair!r}")
+        result[old] = new
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ser_robot.config import load_config
+    from ser_robot.ros.runner import run
+
+    config = load_config(args.config, overrides=_overrides(args.set))
+    return run(config, namespace=args.namespace, duration_s=args.duration)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from ser_robot.config import RunConfig, validate_node_params
+    from ser_robot.ros.recorder_node import default_bag_path
+    from ser_robot.ros.runner import run
+
+    recorder = validate_node_params(
+        "recorder",
+        {
+            "output": args.output or default_bag_path(),
+            "topics": args.topics,
+            "storage": args.storage,
+            "max_duration_s": args.duration,
+        },
+    )
+    config = RunConfig(path=None, nodes=["recorder"], params={"recorder": recorder})
+    code = run(config, namespace=args.namespace)
+    print(f"bag: {recorder['output']}")
+    return code
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    import rclpy
+
+    from ser_robot.ros.player import BagPlayer
+
+    rclpy.init()
+    try:
+        player = BagPlayer(
+            args.bag, rate=args.rate, loop=args.loop, remap=_remaps(args.remap),
+            topics=args.topics or None, namespace=args.namespace,
+        )
+        if args.wait_for_subscribers > 0 and not player.wait_for_subscribers(args.wait_for_subscribers):
+            print(f"ser-robot play: no subscriber after {args.wait_for_subscribers} s; playing anyway", file=sys.stderr)
+        count = player.play()
+        print(f"played {count} messages from {args.bag}")
+        player.destroy_node()
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def cmd_bag_info(args: argparse.Namespace) -> int:
+    from ser_robot.bag.reader import bag_info
+
+    print(bag_info(args.bag).format())
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from ser_robot.audio.devices import list_input_devices
+
+    for device in list_input_devices():
+        print(device.describe())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ser_robot.ros.demo import run_demo
+
+    return run_demo(args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="start the nodes configured in a YAML file (one process)")
+    p.add_argument("--config", default=None, help="parameters YAML (default: config/ser.yaml)")
+    p.add_argument("--namespace", default="", help="ROS namespace of every node (e.g. robot1)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = Ctrl-C)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override a parameter (value parsed as YAML); repeatable")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("record", help="record topics into a rosbag2 (MCAP) bag")
+    p.add_argument("topics", nargs="*", default=["audio"], help="topics (default: audio)")
+    p.add_argument("-o", "--output", default="", help="bag folder to create")
+    p.add_argument("--duration", type=float, default=0.0, help="seconds to record (0 = until Ctrl-C)")
+    p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"))
+    p.add_argument("--namespace", default="")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("play", help="republish a bag with its original timing")
+    p.add_argument("bag")
+    p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--loop", action="store_true")
+    p.add_argument("--topics", nargs="*", default=[], help="recorded topics to play (default: all)")
+    p.add_argument("--remap", action="append", default=[], metavar="OLD:=NEW")
+    p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
+                   help="wait up to S seconds for every topic to have a subscriber before playing")
+    p.add_argument("--namespace", default="")
+    p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("bag-info", help="summarise a bag")
+    p.add_argument("bag")
+    p.set_defaults(func=cmd_bag_info)
+
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("demo", help="speech through the virtual ears -> microphone node -> bag")
+    p.add_argument("--out", default="out/demo")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SerRobotError as exc:
+        print(f"ser-robot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

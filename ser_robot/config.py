@@ -1,0 +1,282 @@
+"""Node parameters: their specifications (defaults in one place) and the YAML that sets them.
+
+``config/ser.yaml`` is a ROS 2 parameters file: one top-level key per node name, each with a
+``ros__parameters`` mapping. The ``runner`` entry is read by ``ser-robot run`` and by
+``launch/ser.launch.py`` to decide which nodes to start. Every value is validated against the
+:class:`ParamSpec` of its node here, before any node starts; the ROS nodes declare the very
+same specs as parameters with descriptors and ranges (:mod:`ser_robot.ros.params`).
+"""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+import yaml
+
+from ser_robot.errors import ConfigError
+
+__all__ = [
+    "ParamSpec",
+    "ParamValue",
+    "NODE_PARAMS",
+    "NODE_KINDS",
+    "SOURCE_NODES",
+    "RunConfig",
+    "load_config",
+    "validate_node_params",
+    "default_config_path",
+]
+
+ParamValue = Union[bool, int, float, str, list]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: name, default (whose type is the parameter's type), meaning, limits.
+
+    ``min``/``max`` bound numbers (inclusive); ``choices`` bounds strings (or each item of a
+    string list); ``read_only`` parameters cannot change after the node started.
+    """
+
+    name: str
+    default: ParamValue
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = True
+
+    @property
+    def kind(self) -> type:
+        """The Python type of the value: bool, int, float, str or list (of str)."""
+        return type(self.default)
+
+    def validate(self, value: Any, node: str) -> ParamValue:
+        """Return ``value`` converted to this parameter's type, or raise :class:`ConfigError`."""
+        where = f"parameter '{self.name}' of node '{node}'"
+        kind = self.kind
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is list:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where} must be a list of strings, got {value!r}") from None
+            items = value
+        elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(
+                f"{where} must be of type {kind.__name__}, got {value!r} ({type(value).__name__})"
+            ) from None
+        else:
+            items = [value] if kind is str else []
+        if self.choices is not None:
+            for item in items:
+                if item not in self.choices:
+                    raise ConfigError(
+                        f"{where} got {item!r}; allowed values: {', '.join(self.choices)}"
+                    ) from None
+        if kind in (int, float):
+            if self.min is not None and value < self.min:
+                raise ConfigError(f"{where} is {value}, below its minimum {self.min}") from None
+            if self.max is not None and value > self.max:
+                raise ConfigError(f"{where} is {value}, above its maximum {self.max}") from None
+        return copy.copy(value)
+
+
+_SOURCE_PARAMS = (
+    ParamSpec("frame_id", "head_mics", "TF frame of the microphones, written to header.frame_id."),
+    ParamSpec("stream_id", "ears", "Name of this audio stream, used in diagnostics and by consumers."),
+    ParamSpec("chunk_ms", 10.0, "Duration of one AudioFrame, in milliseconds.", min=1.0, max=1000.0),
+    ParamSpec("encoding", "s16le", "Sample encoding of AudioFrame.data.", choices=("s16le", "f32le")),
+    ParamSpec(
+        "channel_ids",
+        ["left_ear", "right_ear"],
+        "One name per channel, in interleaving order; its length must equal the channel count.",
+    ),
+)
+
+MICROPHONE_PARAMS = (
+    ParamSpec(
+        "device",
+        "",
+        "Input device: an index, or a substring of its name (case-insensitive); empty = system default.",
+    ),
+    ParamSpec("sample_rate", 0, "Capture rate in Hz; 0 = the device's native rate.", min=0, max=384000),
+    ParamSpec("channels", 2, "Number of input channels to capture.", min=1, max=64),
+    *_SOURCE_PARAMS,
+    ParamSpec(
+        "queue_size",
+        200,
+        "Frames buffered between the audio callback and the publishing thread; beyond it, frames are dropped and counted.",
+        min=2,
+        max=100000,
+    ),
+    ParamSpec(
+        "reconnect_max_s",
+        10.0,
+        "Longest wait, in seconds, between attempts to reopen a lost device (back-off doubles from 0.25 s).",
+        min=0.25,
+        max=600.0,
+    ),
+)
+
+FILE_SOURCE_PARAMS = (
+    ParamSpec(
+        "paths",
+        ["samples"],
+        "Audio files or folders (searched recursively) to stream, in order. Relative paths are resolved against the working directory.",
+    ),
+    ParamSpec(
+        "rate", 1.0, "Playback speed factor: 1 = real time, 2 = twice as fast.", min=0.01, max=1000.0
+    ),
+    ParamSpec("loop", False, "Start again from the first file after the last one."),
+    ParamSpec(
+        "start_delay_s",
+        0.5,
+        "Wait this long after activation before the first frame, so subscribers can connect.",
+        min=0.0,
+        max=60.0,
+    ),
+    *_SOURCE_PARAMS,
+)
+
+RECORDER_PARAMS = (
+    ParamSpec("output", "", "Bag folder to create; empty = bags/ser_robot_<date>_<time>."),
+    ParamSpec("topics", ["audio"], "Topics to record (relative names resolve in the node's namespace)."),
+    ParamSpec("storage", "mcap", "rosbag2 storage plugin.", choices=("mcap", "sqlite3")),
+    ParamSpec(
+        "max_duration_s",
+        0.0,
+        "Stop recording after this many seconds; 0 = until the node stops.",
+        min=0.0,
+        max=1e7,
+    ),
+)
+
+LEVEL_METER_PARAMS = (
+    ParamSpec("topic", "audio", "AudioFrame topic to meter."),
+    ParamSpec("period_s", 1.0, "Report period, in seconds.", min=0.1, max=60.0),
+    ParamSpec("stdout", False, "Print each report line to standard output instead of the log."),
+)
+
+NODE_KINDS = ("microphone", "file_source", "recorder", "level_meter")
+SOURCE_NODES = ("microphone", "file_source")
+
+RUNNER_PARAMS = (
+    ParamSpec(
+        "nodes",
+        ["microphone"],
+        "Nodes that `ser-robot run` and ser.launch.py start, in order.",
+        choices=NODE_KINDS,
+    ),
+)
+
+NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
+    "runner": RUNNER_PARAMS,
+    "microphone": MICROPHONE_PARAMS,
+    "file_source": FILE_SOURCE_PARAMS,
+    "recorder": RECORDER_PARAMS,
+    "level_meter": LEVEL_METER_PARAMS,
+}
+
+
+def default_config_path() -> pathlib.Path:
+    """``config/ser.yaml`` of the source tree (or of the installed ROS package share folder)."""
+    here = pathlib.Path(__file__).resolve().parent.parent / "config" / "ser.yaml"
+    if here.exists():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / "ser.yaml"
+    except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
+        return here
+
+
+def validate_node_params(node: str, values: Mapping[str, Any]) -> dict[str, ParamValue]:
+    """Validate one node's parameter mapping; return it complete with defaults.
+
+    Raises :class:`ConfigError` naming the node and parameter for an unknown node, an unknown
+    key, a wrong type or an out-of-range value.
+    """
+    if node not in NODE_PARAMS:
+        raise ConfigError(
+            f"unknown node '{node}' in configuration; known nodes: {', '.join(NODE_PARAMS)}"
+        ) from None
+    specs = {spec.name: spec for spec in NODE_PARAMS[node]}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {', '.join(unknown)} for node '{node}'; "
+            f"known parameters: {', '.join(specs)}"
+        ) from None
+    result = {name: copy.copy(spec.default) for name, spec in specs.items()}
+    for name, value in values.items():
+        result[name] = specs[name].validate(value, node)
+    _check_channel_ids(node, result)
+    return result
+
+
+def _check_channel_ids(node: str, params: dict[str, ParamValue]) -> None:
+    if node == "microphone" and len(params["channel_ids"]) != params["channels"]:
+        raise ConfigError(
+            f"parameter 'channel_ids' of node '{node}' has {len(params['channel_ids'])} name(s) "
+            f"but 'channels' is {params['channels']}: give exactly one name per channel"
+        ) from None
+
+
+@dataclass
+class RunConfig:
+    """A validated configuration: which nodes to start and every node's parameters."""
+
+    path: pathlib.Path | None
+    nodes: list[str]
+    params: dict[str, dict[str, ParamValue]]
+
+    def node_params(self, node: str) -> dict[str, ParamValue]:
+        return self.params.get(node) or validate_node_params(node, {})
+
+
+def load_config(
+    path: str | pathlib.Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> RunConfig:
+    """Read and validate a ROS 2 parameters YAML (``node: {ros__parameters: {...}}``).
+
+    ``overrides`` maps node name to parameter values applied on top of the file. Nodes absent
+    from the file get their defaults.
+    """
+    path = pathlib.Path(path) if path is not None else default_config_path()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration file {path} must map node names to sections") from None
+    sections: dict[str, dict[str, Any]] = {}
+    for node, section in raw.items():
+        if not isinstance(section, dict) or set(section) != {"ros__parameters"}:
+            raise ConfigError(
+                f"section '{node}' of {path} must contain exactly one key, 'ros__parameters'"
+            ) from None
+        sections[str(node)] = dict(section["ros__parameters"] or {})
+    for node, values in (overrides or {}).items():
+        sections.setdefault(node, {}).update(values)
+    try:
+        params = {node: validate_node_params(node, values) for node, values in sections.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    runner = params.get("runner") or validate_node_params("runner", {})
+    nodes = list(runner["nodes"])
+    sources = [n for n in nodes if n in SOURCE_NODES]
+    if len(sources) > 1:
+        raise ConfigError(
+            f"{path}: runner.nodes lists {' and '.join(sources)}; start at most one audio source "
+            "per namespace (both publish on 'audio')"
+        ) from None
+    if len(set(nodes)) != len(nodes):
+        raise ConfigError(f"{path}: runner.nodes lists a node twice: {nodes}") from None
+    return RunConfig(path=path, nodes=nodes, params=params)

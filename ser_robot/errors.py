@@ -1,0 +1,39 @@
+"""Exception types of ser_robot: one base class and one subclass per area.
+
+Messages say what was wrong, the offending value, and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SerRobotError",
+    "ConfigError",
+    "AudioError",
+    "AudioDeviceError",
+    "AudioFormatError",
+    "BagError",
+]
+
+
+class SerRobotError(Exception):
+    """Base class of every error ser_robot raises on purpose."""
+
+
+class ConfigError(SerRobotError):
+    """A configuration file or parameter value is invalid."""
+
+
+class AudioError(SerRobotError):
+    """Audio capture, decoding or file reading failed."""
+
+
+class AudioDeviceError(AudioError):
+    """An audio input device is missing, unusable, or was lost."""
+
+
+class AudioFormatError(AudioError):
+    """Audio data does not match its declared encoding, channel count or rate."""
+
+
+class BagError(SerRobotError):
+    """A bag cannot be written, read or played."""
