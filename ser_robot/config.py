@@ -143,7 +143,7 @@ FILE_SOURCE_PARAMS = (
 
 RECORDER_PARAMS = (
     ParamSpec("output", "", "Bag folder to create; empty = bags/ser_robot_<date>_<time>."),
-    ParamSpec("topics", ["audio"], "Topics to record (relative names resolve in the node's namespace)."),
+    ParamSpec("topics", ["audio", "diagnostics"], "Topics to record (relative names resolve in the node's namespace)."),
     ParamSpec("storage", "mcap", "rosbag2 storage plugin.", choices=("mcap", "sqlite3")),
     ParamSpec(
         "max_duration_s",
@@ -166,7 +166,7 @@ SOURCE_NODES = ("microphone", "file_source")
 RUNNER_PARAMS = (
     ParamSpec(
         "nodes",
-        ["microphone"],
+        ["microphone", "level_meter"],
         "Nodes that `ser-robot run` and ser.launch.py start, in order.",
         choices=NODE_KINDS,
     ),

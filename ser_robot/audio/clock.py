@@ -17,7 +17,7 @@ class SampleClock:
     and counts a resync.
     """
 
-    def __init__(self, sample_rate: int, resync_s: float = 0.05, tracking: float = 0.002) -> None:
+    def __init__(self, sample_rate: int, resync_s: float = 0.05, tracking: float = 0.0005) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         self.sample_rate = sample_rate

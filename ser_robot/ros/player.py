@@ -15,6 +15,8 @@ from ser_robot.ros.topics import message_class, qos_for_type
 
 __all__ = ["BagPlayer"]
 
+BEST_EFFORT_DRAIN_S = 0.3
+
 
 class BagPlayer(Node):
     """Publishes the serialised messages of ``bag`` at ``rate`` times their recorded pace.
@@ -75,4 +77,16 @@ class BagPlayer(Node):
                 self.published += 1
             if not self.loop:
                 break
+        self._drain()
         return self.published
+
+    def _drain(self, timeout_s: float = 1.0) -> None:
+        """Give the last messages time to leave before the node goes away: reliable publishers
+        until acknowledged, best-effort ones (no acknowledgements) for a short fixed time."""
+        from rclpy.duration import Duration
+        from rclpy.qos import ReliabilityPolicy
+
+        for publisher in self.publishers_by_topic.values():
+            if publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
+                publisher.wait_for_all_acked(Duration(seconds=timeout_s))
+        time.sleep(BEST_EFFORT_DRAIN_S)

@@ -12,6 +12,7 @@ One executor thread per node keeps nodes independent (a slow node delays only it
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
 from ser_robot.config import SOURCE_NODES, RunConfig
@@ -123,6 +125,9 @@ class NodeSet:
             node.trigger_shutdown()
         for executor in self.executors:
             executor.shutdown(timeout_sec=2.0)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=5.0)
         for node in self.nodes:
             node.destroy_node()
 
@@ -137,28 +142,46 @@ def create_nodes(config: RunConfig, namespace: str = "") -> NodeSet:
     return NodeSet(nodes, config.nodes)
 
 
+class _StopOnSignal:
+    """SIGINT / SIGTERM set :attr:`event`, so nodes stop in order and bags are closed properly
+    (rclpy's own handlers would shut the context down under the running nodes)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous = {}
+
+    def __enter__(self) -> threading.Event:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, lambda *_: self.event.set())
+        return self.event
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
 def run(
     config: RunConfig,
     namespace: str = "",
     duration_s: float = 0.0,
     on_started: Callable[[NodeSet], None] | None = None,
 ) -> int:
-    """Run the configured nodes until Ctrl-C, ``duration_s`` (if > 0), the sources running out
-    (non-looping files) or the recorder finishing. Returns a process exit code."""
-    rclpy.init()
+    """Run the configured nodes until SIGINT/SIGTERM, ``duration_s`` (if > 0), the sources
+    running out (non-looping files) or the recorder finishing. Returns a process exit code."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes: NodeSet | None = None
     try:
-        nodes = create_nodes(config, namespace)
-        nodes.start()
-        if on_started:
-            on_started(nodes)
-        start = time.monotonic()
-        while not (duration_s and time.monotonic() - start >= duration_s):
-            if nodes.sources_finished() or nodes.recorders_finished():
-                break
-            time.sleep(0.05)
-        return 0
-    except KeyboardInterrupt:
+        with _StopOnSignal() as stop:
+            nodes = create_nodes(config, namespace)
+            nodes.start()
+            if on_started:
+                on_started(nodes)
+            deadline = time.monotonic() + duration_s if duration_s > 0 else float("inf")
+            while not stop.is_set() and time.monotonic() < deadline:
+                if nodes.sources_finished() or nodes.recorders_finished():
+                    break
+                stop.wait(0.05)
         return 0
     except SerRobotError as exc:
         print(f"ser-robot run: error: {exc}", file=sys.stderr, flush=True)
@@ -172,16 +195,15 @@ def run(
 
 def spin_single(node_class: type, argv: Sequence[str]) -> int:
     """Entry point of one node for ``ros2 run`` / launch: init with ``argv`` (``--ros-args``
-    included), configure and activate, spin until Ctrl-C."""
-    rclpy.init(args=list(argv))
+    included), configure and activate, spin until SIGINT/SIGTERM."""
+    rclpy.init(args=list(argv), signal_handler_options=SignalHandlerOptions.NO)
     node = node_class()
     nodes = NodeSet([node], [node_class.KIND])
     try:
-        nodes.start()
-        while rclpy.ok() and not (nodes.sources_finished() or nodes.recorders_finished()):
-            time.sleep(0.1)
-        return 0
-    except KeyboardInterrupt:
+        with _StopOnSignal() as stop:
+            nodes.start()
+            while not stop.is_set() and not (nodes.sources_finished() or nodes.recorders_finished()):
+                stop.wait(0.1)
         return 0
     except SerRobotError as exc:
         node.get_logger().fatal(str(exc))

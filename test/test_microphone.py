@@ -1,0 +1,101 @@
+"""Microphone node against the PulseAudio virtual two-ear device: the real capture path."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, ser_robot, write_stereo_tones
+from ser_robot.ros.qos import SENSOR_DATA_QOS
+
+pytestmark = [pytest.mark.ros, pytest.mark.audio]
+
+RATE = 48000
+
+
+def _dominant_hz(x: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / RATE)[np.argmax(spectrum)])
+
+
+def test_capture_through_virtual_ears(rclpy_context, virtual_ears, tmp_path):
+    import rclpy
+    from ser_robot.ros.conversions import audio_frame_samples, time_to_seconds
+    from ser_robot_msgs.msg import AudioFrame
+
+    wav = tmp_path / "tones.wav"
+    write_stereo_tones(wav, seconds=2.0, rate=RATE, freqs=(440.0, 1000.0), amps=(0.5, 0.1))
+    node = rclpy.create_node("mic_test_subscriber")
+    frames = []
+    node.create_subscription(AudioFrame, "audio", lambda m: frames.append((m, time.time())), SENSOR_DATA_QOS)
+    mic = subprocess.Popen(
+        [sys.executable, "-m", "ser_robot", "run", "--duration", "30",
+         "--set", "runner.nodes=[microphone]", "--set", "microphone.device=pulse",
+         "--set", f"microphone.sample_rate={RATE}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(frames) < 20 and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        assert frames, "no AudioFrame from the microphone node"
+        player = virtual_ears.play(wav)
+        end = time.monotonic() + 4.0
+        while time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert player.wait(10) == 0, player.stderr.read()
+    finally:
+        mic.send_signal(signal.SIGINT)
+        output = mic.communicate(timeout=20)[0]
+        node.destroy_node()
+    msgs = [m for m, _ in frames]
+    first = msgs[0]
+    assert (first.sample_rate, first.channels, first.encoding) == (RATE, 2, "s16le"), output
+    assert list(first.channel_ids) == ["left_ear", "right_ear"]
+    assert first.header.frame_id == "head_mics"
+    seqs = np.array([m.seq for m in msgs])
+    assert np.all(np.diff(seqs) == 1), f"sequence gaps at {np.nonzero(np.diff(seqs) != 1)}"
+    sizes = np.array([len(m.data) // 4 for m in msgs])
+    assert np.all(sizes == RATE // 100)
+    stamps = np.array([time_to_seconds(m.header.stamp) for m in msgs])
+    steps = np.diff(stamps)
+    # Stamps advance with the sample count (10 ms per frame) except at rare clock resyncs.
+    assert np.mean(np.abs(steps - 0.01) < 1e-4) > 0.99, steps
+    assert abs(stamps[-1] - frames[-1][1]) < 0.5  # on the system clock, near reception time
+    audio = np.concatenate([audio_frame_samples(m) for m in msgs])
+    loud = np.nonzero(np.abs(audio[:, 0]) > 0.25)[0]
+    assert len(loud) > RATE, "the played tones were not captured"
+    segment = audio[loud[0] + RATE // 4 : loud[0] + RATE // 4 + RATE]
+    assert _dominant_hz(segment[:, 0]) == pytest.approx(440, abs=2)
+    assert _dominant_hz(segment[:, 1]) == pytest.approx(1000, abs=2)
+    level_db = 10 * np.log10(np.mean(segment**2, axis=0))
+    assert level_db == pytest.approx([20 * np.log10(0.5 / np.sqrt(2)), 20 * np.log10(0.1 / np.sqrt(2))], abs=1.0)
+
+
+def test_missing_device_is_a_clear_startup_error(virtual_ears):
+    result = ser_robot("run", "--duration", "5", "--set", "runner.nodes=[microphone]",
+                       "--set", "microphone.device=no_such_microphone_xyz")
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert "no input device matches 'no_such_microphone_xyz'" in log
+    assert "Available input devices: [0] pulse" in log
+    assert "failed to configure" in log
+
+
+def test_bad_parameter_is_rejected_naming_it():
+    result = ser_robot("run", "--duration", "5", "--set", "microphone.chunk_ms=0")
+    assert result.returncode == 2
+    assert "parameter 'chunk_ms' of node 'microphone' is 0.0, below its minimum 1.0" in result.stderr
+
+
+def test_node_rejects_out_of_range_override(rclpy_context):
+    from rclpy.exceptions import InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    from ser_robot.ros.microphone_node import MicrophoneNode
+
+    with pytest.raises(InvalidParameterValueException, match="sample_rate"):
+        MicrophoneNode("bad_microphone", parameter_overrides=[Parameter("sample_rate", value=-5)])
