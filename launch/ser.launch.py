@@ -1,0 +1,56 @@
+"""Launch the ser_robot nodes of a configuration file on a ROS 2 install (Humble or later).
+
+    ros2 launch ser_robot ser.launch.py [config:=/path/ser.yaml] [namespace:=robot1]
+
+Starts the nodes listed under ``runner.nodes`` of the YAML, each with its section's
+parameters, as ``ser-robot run --config`` does in one process. The YAML is validated with the
+same code before anything starts. Each node configures and activates itself on start (they are
+lifecycle nodes: ``ros2 lifecycle set /<node> deactivate`` etc. work as usual).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+EXECUTABLES = {
+    "microphone": "microphone_node",
+    "file_source": "file_source_node",
+    "recorder": "recorder_node",
+    "level_meter": "level_meter_node",
+}
+
+
+def _nodes(context, *args, **kwargs):
+    from ser_robot.config import load_config
+
+    config = load_config(LaunchConfiguration("config").perform(context))
+    namespace = LaunchConfiguration("namespace").perform(context)
+    return [
+        Node(
+            package="ser_robot",
+            executable=EXECUTABLES[kind],
+            name=kind,
+            namespace=namespace,
+            parameters=[config.node_params(kind)],
+            output="screen",
+            emulate_tty=True,
+        )
+        for kind in config.nodes
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_config = os.path.join(get_package_share_directory("ser_robot"), "config", "ser.yaml")
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument("config", default_value=default_config, description="parameters YAML"),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of every node"),
+            OpaqueFunction(function=_nodes),
+        ]
+    )
