@@ -20,12 +20,10 @@ import numpy as np
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.clock import SampleClock
 from ser_robot.audio.devices import InputDevice, _sounddevice, resolve_input_device
+from ser_robot.audio.pcm import DTYPES
 from ser_robot.errors import AudioDeviceError
 
 __all__ = ["Backoff", "CaptureStats", "SoundDeviceCapture"]
-
-SAMPLE_DTYPES = {"s16le": "int16", "f32le": "float32"}
-
 
 class Backoff:
     """Exponential back-off: ``initial_s``, doubled after each failure, capped at ``max_s``."""
@@ -89,13 +87,13 @@ class SoundDeviceCapture:
         reconnect_max_s: float = 10.0,
         stall_s: float | None = None,
     ) -> None:
-        if encoding not in SAMPLE_DTYPES:
-            raise ValueError(f"encoding must be one of {list(SAMPLE_DTYPES)}, got {encoding!r}")
+        if encoding not in DTYPES:
+            raise ValueError(f"encoding must be one of {list(DTYPES)}, got {encoding!r}")
         self.device_spec = device
         self.requested_rate = sample_rate
         self.channels = channels
         self.chunk_ms = chunk_ms
-        self.dtype = SAMPLE_DTYPES[encoding]
+        self.dtype = DTYPES[encoding].name  # PortAudio sample format: int16 or float32
         self.stall_s = stall_s
         self._queue: queue.Queue[tuple[np.ndarray, float, float]] = queue.Queue(maxsize=queue_size)
         self._backoff = Backoff(max_s=reconnect_max_s)

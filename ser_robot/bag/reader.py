@@ -122,8 +122,6 @@ def read_messages(path: str | pathlib.Path, topics: Sequence[str] | None = None)
         try:
             for conn, timestamp, raw in reader.messages(connections=connections):
                 yield BagMessage(conn.topic, conn.msgtype, timestamp, bytes(raw))
-        except BagError:
-            raise
         except Exception as exc:  # truncated chunk, bad record
             raise BagError(f"bag {path} is corrupt or truncated: {exc}") from None
     finally:

@@ -61,7 +61,7 @@ class FileSourceNode(AudioSourceNode):
     def health(self):
         files = len(self.source.files) if self.source else 0
         state = "finished" if self.finished.is_set() else "streaming"
-        return OK, state, "files", {"files": files, "rate": self.params.get("rate", 1.0)}
+        return OK, state, "files", {"files": files, "rate": self.params["rate"]}
 
 
 def main(args: list[str] | None = None) -> int:

@@ -37,8 +37,9 @@ class MicrophoneNode(AudioSourceNode):
             queue_size=p["queue_size"],
             reconnect_max_s=p["reconnect_max_s"],
         )
+        # Open once to fail at configure (with the device list) rather than at activate;
+        # the stream runs only while the node is active.
         self.capture.open()
-        # Frames arrive only once activated; until then the stream runs into a closed tap.
         self.capture.close()
         self.get_logger().info(
             f"input device {self.capture.device.describe()}, {self.capture.sample_rate} Hz, "
