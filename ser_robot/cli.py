@@ -108,6 +108,76 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out)
 
 
+def cmd_synth_corpus(args: argparse.Namespace) -> int:
+    import time
+
+    from ser_robot.data.synth.corpus import generate_corpus
+
+    start = time.monotonic()
+    manifest = generate_corpus(args.out, speakers=args.speakers, sentences=args.sentences, seed=args.seed,
+                               workers=args.workers)
+    hours = manifest.total_duration_s() / 3600
+    print(f"{len(manifest)} utterances, {len(manifest.speakers)} speakers, {hours:.2f} h of speech "
+          f"in {time.monotonic() - start:.0f} s; manifest: {args.out}/manifest.jsonl")
+    return 0
+
+
+def cmd_corpus_manifest(args: argparse.Namespace) -> int:
+    import warnings
+
+    from ser_robot.data.corpora import load_corpus
+    from ser_robot.data.manifest import write_manifest
+
+    options = {}
+    for pair in args.option:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SerRobotError(f"--option expects key=value, got {pair!r}")
+        options[key] = yaml.safe_load(value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        manifest = load_corpus(args.corpus, args.root, **options)
+    write_manifest(args.out, manifest)
+    counts = ", ".join(f"{label}: {count}" for label, count in sorted(manifest.label_counts().items(), key=str))
+    print(f"{args.corpus}: {len(manifest)} utterances, {len(manifest.speakers)} speakers ({counts}) -> {args.out}")
+    return 0
+
+
+def cmd_describe_corpus(args: argparse.Namespace) -> int:
+    import csv
+    import pathlib
+
+    from ser_robot.data.describe import DESCRIPTORS, class_statistics, describe_manifest, statistics_markdown
+    from ser_robot.data.manifest import read_manifest
+
+    manifest = read_manifest(args.manifest)
+    rows = describe_manifest(manifest, workers=args.workers)
+    report = "## Per-class statistics (mean ± sd over utterances)\n\n"
+    report += statistics_markdown(manifest, class_statistics(manifest, rows))
+    if args.baseline:
+        from ser_robot.eval.prosodic_baseline import prosodic_baseline
+
+        result = prosodic_baseline(manifest, rows)
+        summary = result["summary"]
+        report += (f"\n## Prosodic baseline: logistic regression on {', '.join(result['features'])}, "
+                   f"leave-one-speaker-out ({len(result['folds'])} folds)\n\n"
+                   "| metric | mean ± sd over folds |\n|---|---:|\n")
+        report += "".join(f"| {name} | {summary[name].format(digits=1, scale=100)} % |\n"
+                          for name in ("uar", "accuracy", "macro_f1"))
+    print(report)
+    if args.out:
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "descriptors.csv").open("w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["id", "speaker", "label", *DESCRIPTORS])
+            for utterance, row in zip(manifest, rows):
+                writer.writerow([utterance.id, utterance.speaker, utterance.label, *(f"{row[k]:.4f}" for k in DESCRIPTORS)])
+        (out / "report.md").write_text(report)
+        print(f"written: {out}/report.md, {out}/descriptors.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +219,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="speech through the virtual ears -> microphone node -> bag")
     p.add_argument("--out", default="out/demo")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("synth-corpus", help="generate the synthetic emotional speech corpus (TTS voices, 4 classes)")
+    p.add_argument("--out", required=True, help="folder for wav/ and manifest.jsonl")
+    p.add_argument("--speakers", type=int, default=10, help="number of voices (default 10, like IEMOCAP)")
+    p.add_argument("--sentences", type=int, default=100, help="sentences per speaker and class (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.set_defaults(func=cmd_synth_corpus)
+
+    p = sub.add_parser("corpus-manifest", help="write the manifest of a real corpus from its local copy")
+    p.add_argument("corpus", help="iemocap, msp_improv, emodb, ravdess, crema_d, demos or librispeech")
+    p.add_argument("root", help="the corpus' folder, in its own layout")
+    p.add_argument("--out", required=True, help="manifest file to write (JSON Lines)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="loader option, e.g. label_set=emodb7 or kind=improvised; repeatable")
+    p.set_defaults(func=cmd_corpus_manifest)
+
+    p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
+    p.add_argument("manifest")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run logistic regression on F0/energy statistics, leave-one-speaker-out")
+    p.add_argument("--out", default="", help="folder for report.md and descriptors.csv")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_describe_corpus)
     return parser
 
 

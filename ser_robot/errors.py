@@ -12,6 +12,9 @@ __all__ = [
     "AudioDeviceError",
     "AudioFormatError",
     "BagError",
+    "DataError",
+    "ManifestError",
+    "SplitError",
 ]
 
 
@@ -37,3 +40,15 @@ class AudioFormatError(AudioError):
 
 class BagError(SerRobotError):
     """A bag cannot be written, read or played."""
+
+
+class DataError(SerRobotError):
+    """A corpus, its layout or its labels cannot be read as expected."""
+
+
+class ManifestError(DataError):
+    """A manifest is malformed: missing field, unknown label, duplicate id, missing audio file."""
+
+
+class SplitError(DataError):
+    """A train/validation/test split cannot be built, or would leak a speaker across parts."""

@@ -1,1 +1,1 @@
-"""Speech data: text-to-speech voices available on the machine (corpora and splits come later)."""
+"""Speech data: the manifest format, corpus loaders, speaker-independent splits, the synthetic corpus."""

@@ -1,0 +1,188 @@
+"""Label sets of the real corpora, read from ``config/corpora.yaml`` and validated on load.
+
+Each corpus section lists its label ``codes`` (code -> meaning), a ``default_label_set`` and
+``label_sets`` (name -> ``labels`` in class-index order and a ``map`` from every code to a label
+or ``null``, which drops the utterance). Loaders hold no label table of their own: this file is
+the one place where label defaults live. A code met in a corpus but absent from ``codes`` is a
+:class:`DataError`; a malformed file is a :class:`ConfigError` naming the corpus and key.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ser_robot.errors import ConfigError, DataError
+
+__all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config"]
+
+_SECTION_KEYS = {"codes", "default_label_set", "label_sets"}
+_LABEL_SET_KEYS = {"labels", "map"}
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """One label set of a corpus: its classes (in index order) and the code -> label map."""
+
+    corpus: str
+    name: str
+    labels: tuple[str, ...]
+    mapping: Mapping[str, str | None]
+
+    def map(self, code: str, where: str) -> str | None:
+        """The label of ``code`` (``None``: dropped). Raises :class:`DataError` for an unknown code."""
+        try:
+            return self.mapping[code]
+        except KeyError:
+            raise DataError(
+                f"{where}: unknown {self.corpus} label code {code!r}; known codes: {', '.join(self.mapping)} "
+                "(add it to the corpus' codes and label maps in config/corpora.yaml if the corpus really uses it)"
+            ) from None
+
+
+@dataclass(frozen=True)
+class CorpusLabels:
+    """The label coding of one corpus: its codes, label sets and default label set."""
+
+    corpus: str
+    codes: Mapping[str, str]
+    label_sets: Mapping[str, LabelSet]
+    default_label_set: str
+
+    def label_set(self, name: str | None = None) -> LabelSet:
+        """The label set ``name`` (``None``: the default). Raises :class:`ConfigError` for an unknown name."""
+        name = self.default_label_set if name is None else name
+        if name not in self.label_sets:
+            raise ConfigError(
+                f"unknown label set {name!r} for corpus {self.corpus!r}; "
+                f"known label sets: {', '.join(self.label_sets)} (defined in config/corpora.yaml)"
+            ) from None
+        return self.label_sets[name]
+
+
+def default_corpora_config_path() -> pathlib.Path:
+    """``config/corpora.yaml`` of the source tree (or of the installed ROS package share folder)."""
+    here = pathlib.Path(__file__).resolve().parents[3] / "config" / "corpora.yaml"
+    if here.exists():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / "corpora.yaml"
+    except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
+        return here
+
+
+def load_corpora_config(path: str | pathlib.Path | None = None) -> dict[str, CorpusLabels]:
+    """Read and validate a corpora label file (default ``config/corpora.yaml``); corpus name -> labels."""
+    path = pathlib.Path(path) if path is not None else default_corpora_config_path()
+    path = path.resolve()
+    try:
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return dict(_load(path, version))
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: pathlib.Path, version: tuple[int, int] | None) -> tuple[tuple[str, CorpusLabels], ...]:
+    """Parse ``path``; cached per file version (modification time and size)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"corpora label file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"corpora label file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: must map corpus names to label sections, got {type(raw).__name__}") from None
+    return tuple((str(corpus), _parse_corpus(str(corpus), section, path)) for corpus, section in raw.items())
+
+
+def corpus_labels(corpus: str, path: str | pathlib.Path | None = None) -> CorpusLabels:
+    """The validated label coding of ``corpus``; :class:`ConfigError` if the file has no section for it."""
+    config = load_corpora_config(path)
+    if corpus not in config:
+        where = path if path is not None else default_corpora_config_path()
+        raise ConfigError(
+            f"{where} has no section for corpus {corpus!r}; sections: {', '.join(config)}") from None
+    return config[corpus]
+
+
+def _parse_corpus(corpus: str, section: Any, path: pathlib.Path) -> CorpusLabels:
+    where = f"{path}: corpus {corpus!r}"
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {sorted(_SECTION_KEYS)}") from None
+    _check_keys(section, _SECTION_KEYS, where)
+    codes = section["codes"]
+    if not isinstance(codes, dict) or not codes:
+        raise ConfigError(f"{where}: 'codes' must be a non-empty mapping code -> meaning") from None
+    for code, meaning in codes.items():
+        _check_code(code, f"{where}, codes")
+        if not isinstance(meaning, str) or not meaning:
+            raise ConfigError(f"{where}, codes: meaning of {code!r} must be a non-empty string, got {meaning!r}") from None
+    sets = section["label_sets"]
+    if not isinstance(sets, dict) or not sets:
+        raise ConfigError(f"{where}: 'label_sets' must be a non-empty mapping name -> label set") from None
+    label_sets = {str(name): _parse_label_set(corpus, str(name), spec, codes, where) for name, spec in sets.items()}
+    default = section["default_label_set"]
+    if default not in label_sets:
+        raise ConfigError(
+            f"{where}: default_label_set {default!r} is not one of its label sets ({', '.join(label_sets)})") from None
+    return CorpusLabels(corpus=corpus, codes=dict(codes), label_sets=label_sets, default_label_set=default)
+
+
+def _parse_label_set(corpus: str, name: str, spec: Any, codes: dict, where: str) -> LabelSet:
+    where = f"{where}, label set {name!r}"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {sorted(_LABEL_SET_KEYS)}") from None
+    _check_keys(spec, _LABEL_SET_KEYS, where)
+    labels = spec["labels"]
+    if (not isinstance(labels, list) or not labels
+            or not all(isinstance(label, str) and label for label in labels)):
+        raise ConfigError(f"{where}: 'labels' must be a non-empty list of strings, got {labels!r}") from None
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{where}: 'labels' lists a label twice: {labels}") from None
+    mapping = spec["map"]
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: 'map' must be a mapping code -> label or null, got {mapping!r}") from None
+    for code, label in mapping.items():
+        _check_code(code, f"{where}, map")
+        if code not in codes:
+            raise ConfigError(
+                f"{where}, map: code {code!r} is not among the corpus' codes ({', '.join(codes)})") from None
+        if label is not None and label not in labels:
+            raise ConfigError(
+                f"{where}, map: code {code!r} maps to {label!r}, which is not in labels {labels} "
+                "(use null to drop the code)") from None
+    missing = [code for code in codes if code not in mapping]
+    if missing:
+        raise ConfigError(
+            f"{where}, map: code(s) {', '.join(missing)} not mapped; map every code to a label or null") from None
+    unused = [label for label in labels if label not in mapping.values()]
+    if unused:
+        raise ConfigError(f"{where}: label(s) {', '.join(unused)} have no code mapped to them") from None
+    return LabelSet(corpus=corpus, name=name, labels=tuple(labels), mapping=dict(mapping))
+
+
+def _check_keys(section: dict, expected: set[str], where: str) -> None:
+    problems = []
+    unknown = sorted(str(key) for key in set(section) - expected)
+    if unknown:
+        problems.append(f"unknown key(s) {', '.join(unknown)}")
+    missing = sorted(expected - set(section))
+    if missing:
+        problems.append(f"missing key(s) {', '.join(missing)}")
+    if problems:
+        raise ConfigError(f"{where}: {'; '.join(problems)} (expected exactly {', '.join(sorted(expected))})") from None
+
+
+def _check_code(code: Any, where: str) -> None:
+    if not isinstance(code, str) or not code:
+        hint = " (quote numeric codes, e.g. \"01\": YAML reads 01 as the integer 1)" if isinstance(code, int) else ""
+        raise ConfigError(f"{where}: code {code!r} must be a non-empty string{hint}") from None

@@ -1,0 +1,182 @@
+"""The synthetic corpus' speakers: Debian TTS voices, and how each renders prosody controls.
+
+A :class:`Voice` turns a list of :class:`Phrase` (text plus pitch shift, pitch range and rate)
+into 16 kHz mono float32 samples through its engine's own controls:
+
+- **espeak-ng** (formant synthesis, voice variants ``+f1``.. ``+m7`` change pitch, formants and
+  breathiness), amplitude 60 of 200 so loud settings never clip: one SSML document, each phrase in a ``<prosody rate pitch range>`` element,
+  phrases separated by ``<break time>``. Output 22.05 kHz, resampled to 16 kHz.
+- **flite** (diphone ``kal16``, clustergen ``awb``, ``rms``, ``slt``): one call per phrase with
+  ``duration_stretch``, ``int_f0_target_mean`` and ``int_f0_target_stddev``; phrases are trimmed
+  and joined with silences. ``rms`` ignores the F0 targets, so its pitch is shifted after
+  synthesis by the speed trick (stretch duration by q, then play q times faster), which also
+  scales formants by q; its pitch range cannot be changed.
+
+Speakers come in sessions of one female and one male voice, like IEMOCAP's dyads, so the
+"session partner as validation speaker" protocol of Lakomkin et al. applies unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Sequence
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ser_robot.errors import DataError
+
+__all__ = ["SAMPLE_RATE", "Phrase", "Voice", "VOICES", "voice_by_id", "available_voices"]
+
+SAMPLE_RATE = 16000
+"""Output rate of every voice, Hz."""
+
+ESPEAK_PERCENT_PER_SEMITONE = 12.5
+"""espeak-ng's SSML ``pitch="+N%"`` scales its own pitch parameter, not F0: measured with YIN on
+en-us+f2, en-us+m3 and en-gb-x-rp+m1 (2026-11-22), +25 % / +50 % raise the median F0 by 1.9-2.0 /
+4.1-4.3 semitones and -50 % lowers it by 3.6-3.9, i.e. about 12.5 % per semitone, saturating
+at +100 % (about +8.5 semitones)."""
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A stretch of text and how to say it, relative to the voice's neutral delivery.
+
+    ``pitch_st``: F0 level shift in semitones. ``range_factor``: F0 range multiplier (1 =
+    the voice's own). ``rate``: speech rate multiplier (1.2 = 20 % faster). ``pause_s``:
+    silence after the phrase, seconds.
+    """
+
+    text: str
+    pitch_st: float = 0.0
+    range_factor: float = 1.0
+    rate: float = 1.0
+    pause_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker of the corpus: an engine, its voice name, gender and session."""
+
+    id: str
+    engine: str  # "espeak-ng" or "flite"
+    name: str  # espeak-ng voice+variant, or flite voice
+    gender: str  # "F" or "M"
+    session: str
+    f0_hz: float = 0.0  # flite: neutral F0 target mean, Hz
+    f0_sd_hz: float = 0.0  # flite: neutral F0 target standard deviation, Hz
+    fixed_pitch: bool = False  # flite voice that ignores F0 targets (shift after synthesis)
+    words_per_minute: int = 165  # espeak-ng: neutral rate
+
+    def render(self, phrases: Sequence[Phrase]) -> np.ndarray:
+        """Samples ``(samples,)`` float32 at :data:`SAMPLE_RATE` of the phrases, in order."""
+        if not phrases:
+            raise ValueError("render needs at least one phrase")
+        if self.engine == "espeak-ng":
+            return self._render_espeak(phrases)
+        return self._render_flite(phrases)
+
+    # --- espeak-ng: one SSML document -------------------------------------------------------
+    def _render_espeak(self, phrases: Sequence[Phrase]) -> np.ndarray:
+        parts = []
+        for phrase in phrases:
+            pitch = min(max(ESPEAK_PERCENT_PER_SEMITONE * phrase.pitch_st, -90.0), 100.0)
+            parts.append(
+                f'<prosody rate="{100 * phrase.rate:.0f}%" pitch="{pitch:+.0f}%" '
+                f'range="{100 * (phrase.range_factor - 1):+.0f}%">{escape(phrase.text)}</prosody>'
+            )
+            if phrase.pause_s > 0:
+                parts.append(f'<break time="{1000 * phrase.pause_s:.0f}ms"/>')
+        ssml = "<speak>" + "".join(parts) + "</speak>"
+        audio, rate = _run_engine(
+            ["espeak-ng", "-m", "-a", "60", "-v", self.name, "-s", str(self.words_per_minute), "--stdout", ssml], self.id)
+        return _resample(audio, rate, SAMPLE_RATE)
+
+    # --- flite: one call per phrase ---------------------------------------------------------
+    def _render_flite(self, phrases: Sequence[Phrase]) -> np.ndarray:
+        pieces = []
+        for phrase in phrases:
+            shift = 2 ** (phrase.pitch_st / 12)
+            stretch = 1 / phrase.rate
+            if self.fixed_pitch:
+                stretch *= shift  # played ``shift`` times faster below: duration kept, pitch shifted
+            command = ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch:.4f}"]
+            if not self.fixed_pitch:
+                command += ["--setf", f"int_f0_target_mean={self.f0_hz * shift:.1f}",
+                            "--setf", f"int_f0_target_stddev={self.f0_sd_hz * shift * phrase.range_factor:.1f}"]
+            command += ["-t", phrase.text, "-o", "/dev/stdout"]
+            audio, rate = _run_engine(command, self.id)
+            if self.fixed_pitch:
+                rate = rate * shift  # the speed trick: same samples, faster clock
+            pieces.append(_trim(_resample(audio, rate, SAMPLE_RATE)))
+            pieces.append(np.zeros(int(round(phrase.pause_s * SAMPLE_RATE)), np.float32))
+        return np.concatenate(pieces)
+
+
+# Five sessions of a female and a male voice (IEMOCAP's shape), then one spare session.
+VOICES: tuple[Voice, ...] = (
+    Voice("s01f_slt", "flite", "slt", "F", "s01", f0_hz=170.0, f0_sd_hz=25.0),
+    Voice("s01m_awb", "flite", "awb", "M", "s01", f0_hz=125.0, f0_sd_hz=18.0),
+    Voice("s02f_us_f2", "espeak-ng", "en-us+f2", "F", "s02", words_per_minute=170),
+    Voice("s02m_rms", "flite", "rms", "M", "s02", fixed_pitch=True),
+    Voice("s03f_scot_f4", "espeak-ng", "en-gb-scotland+f4", "F", "s03", words_per_minute=160),
+    Voice("s03m_kal", "flite", "kal16", "M", "s03", f0_hz=105.0, f0_sd_hz=15.0),
+    Voice("s04f_carib_f5", "espeak-ng", "en-029+f5", "F", "s04", words_per_minute=165),
+    Voice("s04m_us_m3", "espeak-ng", "en-us+m3", "M", "s04", words_per_minute=160),
+    Voice("s05f_us_f1", "espeak-ng", "en-us+f1", "F", "s05", words_per_minute=155),
+    Voice("s05m_lanc_m7", "espeak-ng", "en-gb-x-gbclan+m7", "M", "s05", words_per_minute=170),
+    Voice("s06f_rp_f1", "espeak-ng", "en-gb-x-rp+f1", "F", "s06", words_per_minute=150),
+    Voice("s06m_rp_m1", "espeak-ng", "en-gb-x-rp+m1", "M", "s06", words_per_minute=175),
+)
+
+
+def voice_by_id(voice_id: str) -> Voice:
+    for voice in VOICES:
+        if voice.id == voice_id:
+            return voice
+    raise DataError(f"unknown synthetic voice {voice_id!r}; known voices: {[v.id for v in VOICES]}")
+
+
+def available_voices() -> list[Voice]:
+    """The voices whose engine is installed (make setup installs espeak-ng and flite)."""
+    return [voice for voice in VOICES if shutil.which(voice.engine) is not None]
+
+
+def _run_engine(command: list[str], voice_id: str) -> tuple[np.ndarray, float]:
+    import soundfile
+
+    if shutil.which(command[0]) is None:
+        raise DataError(f"{command[0]} not found (voice {voice_id}): install the Debian package {command[0]} "
+                        "(make setup does this)")
+    result = subprocess.run(command, capture_output=True, timeout=60)
+    if result.returncode != 0 or len(result.stdout) < 100:
+        raise DataError(f"{command[0]} failed for voice {voice_id}: {result.stderr.decode(errors='replace').strip()}")
+    audio, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
+    if audio.ndim != 1:
+        audio = audio.mean(axis=1)
+    return audio, float(rate)
+
+
+def _resample(audio: np.ndarray, rate: float, target: int) -> np.ndarray:
+    """Polyphase resampling from ``rate`` to ``target`` Hz (ratio approximated to 1/1000)."""
+    from scipy.signal import resample_poly
+
+    if math.isclose(rate, target):
+        return audio.astype(np.float32)
+    ratio = Fraction(target / rate).limit_denominator(1000)
+    return resample_poly(audio, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def _trim(audio: np.ndarray, floor_db: float = -50.0, margin_s: float = 0.02) -> np.ndarray:
+    """Cut leading and trailing silence (below ``floor_db`` relative to the peak), keeping a margin."""
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak == 0.0:
+        return audio
+    loud = np.flatnonzero(np.abs(audio) > peak * 10 ** (floor_db / 20))
+    margin = int(margin_s * SAMPLE_RATE)
+    return audio[max(0, loud[0] - margin): loud[-1] + margin + 1]

@@ -1,0 +1,1 @@
+"""Acoustic features: pitch (YIN); eGEMAPS-like descriptors and log-Mel presets come with the features issue."""
