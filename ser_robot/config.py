@@ -28,6 +28,7 @@ __all__ = [
     "load_config",
     "validate_node_params",
     "default_config_path",
+    "config_file",
 ]
 
 ParamValue = Union[bool, int, float, str, list]
@@ -181,17 +182,22 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
 }
 
 
-def default_config_path() -> pathlib.Path:
-    """``config/ser.yaml`` of the source tree (or of the installed ROS package share folder)."""
-    here = pathlib.Path(__file__).resolve().parent.parent / "config" / "ser.yaml"
+def config_file(name: str) -> pathlib.Path:
+    """``config/<name>`` of the source tree, or of the installed ROS package's share folder."""
+    here = pathlib.Path(__file__).resolve().parent.parent / "config" / name
     if here.exists():
         return here
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / "ser.yaml"
+        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / name
     except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
         return here
+
+
+def default_config_path() -> pathlib.Path:
+    """``config/ser.yaml``: the nodes' parameters."""
+    return config_file("ser.yaml")
 
 
 def validate_node_params(node: str, values: Mapping[str, Any]) -> dict[str, ParamValue]:

@@ -39,7 +39,7 @@ def describe_samples(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     semitones = 12 * torch.log2(f0[voiced] / 27.5)
 
     frame, hop = int(FRAME_S * ANALYSIS_RATE), int(HOP_S * ANALYSIS_RATE)
-    frames = x[: max(len(x), frame)].unfold(0, frame, hop) if len(x) >= frame else x.unsqueeze(0)
+    frames = x.unfold(0, frame, hop) if len(x) >= frame else x.unsqueeze(0)
     frame_db = 10 * torch.log10(frames.pow(2).mean(dim=1) + 1e-12)
     active = frame_db > frame_db.max() - 30
     level = 10 * math.log10(float(frames[active].pow(2).mean()) + 1e-12)

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ser_robot.config import config_file
 from ser_robot.errors import ConfigError, DataError
 
 __all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config"]
@@ -67,15 +68,7 @@ class CorpusLabels:
 
 def default_corpora_config_path() -> pathlib.Path:
     """``config/corpora.yaml`` of the source tree (or of the installed ROS package share folder)."""
-    here = pathlib.Path(__file__).resolve().parents[3] / "config" / "corpora.yaml"
-    if here.exists():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / "corpora.yaml"
-    except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
-        return here
+    return config_file("corpora.yaml")
 
 
 def load_corpora_config(path: str | pathlib.Path | None = None) -> dict[str, CorpusLabels]:
