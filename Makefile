@@ -15,7 +15,12 @@ test: setup       ## the whole test suite (unit and ROS integration over real DD
 	$(ENV) python -m pytest test $(PYTEST_ARGS)
 
 bench: setup      ## benchmarks (ratios against a reference measured in the same run)
+	$(ENV) python -m pip install -q -r requirements/bench.txt -c requirements/base.txt -c requirements/torch.txt
 	$(ENV) python bench/microphone_bench.py --out out/bench
+	$(ENV) test -f out/synth/manifest.jsonl || ser-robot synth-corpus --out out/synth --speakers 10 --sentences 100
+	$(ENV) python bench/egemaps_bench.py --manifest out/synth/manifest.jsonl --out out/bench
+	$(ENV) python bench/logmel_bench.py --out out/bench
+	$(ENV) python bench/augment_bench.py --out out/bench
 
 clean:
 	rm -rf build out .pytest_cache

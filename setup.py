@@ -29,6 +29,7 @@ setup(
             "file_source_node = ser_robot.ros.file_source_node:main",
             "recorder_node = ser_robot.ros.recorder_node:main",
             "level_meter_node = ser_robot.ros.level_meter_node:main",
+            "feature_node = ser_robot.ros.feature_node:main",
         ],
     },
 )

@@ -23,6 +23,7 @@ EXECUTABLES = {
     "file_source": "file_source_node",
     "recorder": "recorder_node",
     "level_meter": "level_meter_node",
+    "features": "feature_node",
 }
 
 

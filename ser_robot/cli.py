@@ -178,6 +178,31 @@ def cmd_describe_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_noise_bank(args: argparse.Namespace) -> int:
+    import time
+
+    from ser_robot.acoustics import build_noise_bank
+
+    start = time.monotonic()
+    bank = build_noise_bank(args.out, seed=args.seed, seconds_per_clip=args.seconds,
+                            clips_per_category=args.clips, speech_manifest=args.speech_manifest,
+                            exclude_speakers=args.exclude_speakers, categories=args.categories, progress=True)
+    print(f"noise bank {args.out}: {len(bank.categories)} categories x {args.clips} clips of {args.seconds:g} s "
+          f"({', '.join(bank.categories)}) in {time.monotonic() - start:.1f} s")
+    return 0
+
+
+def cmd_build_rir_bank(args: argparse.Namespace) -> int:
+    import time
+
+    from ser_robot.acoustics import build_rir_bank
+
+    start = time.monotonic()
+    bank = build_rir_bank(args.out, count=args.count, seed=args.seed, rt60_range=tuple(args.rt60), progress=True)
+    print(f"RIR bank {args.out}: {len(bank)} two-ear impulse responses in {time.monotonic() - start:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +260,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="loader option, e.g. label_set=emodb7 or kind=improvised; repeatable")
     p.set_defaults(func=cmd_corpus_manifest)
+
+    p = sub.add_parser("build-noise-bank", help="generate the noise bank (coloured, fans, ego-noise, babble, events)")
+    p.add_argument("--out", required=True, help="bank folder (reused when the arguments are the same)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=10.0, help="seconds per clip")
+    p.add_argument("--clips", type=int, default=4, help="clips per category")
+    p.add_argument("--speech-manifest", default=None, help="speech for babble (e.g. the synthetic corpus)")
+    p.add_argument("--exclude-speakers", nargs="*", default=[], help="speakers babble must not use (test fold)")
+    p.add_argument("--categories", nargs="*", default=None, help="categories to build (default: all)")
+    p.set_defaults(func=cmd_build_noise_bank)
+
+    p = sub.add_parser("build-rir-bank", help="simulate two-ear room impulse responses (pyroomacoustics)")
+    p.add_argument("--out", required=True, help="bank folder (reused when the arguments are the same)")
+    p.add_argument("--count", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rt60", type=float, nargs=2, default=[0.2, 0.9], metavar=("MIN", "MAX"), help="seconds")
+    p.set_defaults(func=cmd_build_rir_bank)
 
     p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
     p.add_argument("manifest")

@@ -16,7 +16,9 @@ from typing import Any, Mapping, Union
 
 import yaml
 
+from ser_robot.audio.channels import REDUCTIONS
 from ser_robot.errors import ConfigError
+from ser_robot.features.sets import FEATURE_SETS
 
 __all__ = [
     "ParamSpec",
@@ -161,7 +163,23 @@ LEVEL_METER_PARAMS = (
     ParamSpec("stdout", False, "Print each report line to standard output instead of the log."),
 )
 
-NODE_KINDS = ("microphone", "file_source", "recorder", "level_meter")
+FEATURES_PARAMS = (
+    ParamSpec("input_topic", "audio", "AudioFrame topic to compute features from."),
+    ParamSpec("output_topic", "features", "FeatureFrames topic the feature blocks are published on."),
+    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the speech probability (one column, 31.25 Hz)."),
+    ParamSpec("feature_set", "egemaps", "Feature set to compute (ser_robot.features.sets).", choices=FEATURE_SETS),
+    ParamSpec("block_frames", 100, "Feature frames per published block (100 = 1 s at a 10 ms hop).", min=1,
+              max=10000),
+    ParamSpec("reduction", "mean", "How the ears become one signal: mean, left, right or delay_and_sum.",
+              choices=REDUCTIONS),
+    ParamSpec("azimuth_deg", 0.0, "delay_and_sum steering direction, degrees (0 = front, positive = left).",
+              min=-90.0, max=90.0),
+    ParamSpec("ear_spacing_m", 0.18, "Distance between the two ear microphones, metres.", min=0.01, max=1.0),
+    ParamSpec("vad", True, "Run Silero VAD and publish its speech probability on vad_topic."),
+    ParamSpec("vad_block_windows", 8, "VAD probabilities (32 ms each) per published block.", min=1, max=1000),
+)
+
+NODE_KINDS = ("microphone", "file_source", "recorder", "level_meter", "features")
 SOURCE_NODES = ("microphone", "file_source")
 
 RUNNER_PARAMS = (
@@ -179,6 +197,7 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "file_source": FILE_SOURCE_PARAMS,
     "recorder": RECORDER_PARAMS,
     "level_meter": LEVEL_METER_PARAMS,
+    "features": FEATURES_PARAMS,
 }
 
 

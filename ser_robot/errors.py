@@ -15,6 +15,9 @@ __all__ = [
     "DataError",
     "ManifestError",
     "SplitError",
+    "AcousticsError",
+    "FeatureMismatchError",
+    "AugmentationError",
 ]
 
 
@@ -52,3 +55,15 @@ class ManifestError(DataError):
 
 class SplitError(DataError):
     """A train/validation/test split cannot be built, or would leak a speaker across parts."""
+
+
+class AcousticsError(DataError):
+    """A noise or room-impulse-response bank cannot be built or read (bad argument, missing input)."""
+
+
+class FeatureMismatchError(SerRobotError, ValueError):
+    """Features do not match the normaliser (or model) they are given to: names, count or shape."""
+
+
+class AugmentationError(SerRobotError, ValueError):
+    """An augmentation got an input or parameter it cannot work with (shape, range, source)."""

@@ -18,3 +18,10 @@ def test_launch_file_knows_every_node_kind_and_setup_installs_its_executable():
     setup = (ROOT / "setup.py").read_text()
     for kind, executable in executables.items():
         assert f"{executable} = ser_robot.ros.{executable}:main" in setup, kind
+
+
+def test_runner_knows_every_node_kind():
+    from ser_robot.ros.runner import NODE_CLASSES, node_class
+
+    assert set(NODE_CLASSES) == set(NODE_KINDS)
+    assert node_class("level_meter").KIND == "level_meter"

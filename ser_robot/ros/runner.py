@@ -12,6 +12,7 @@ One executor thread per node keeps nodes independent (a slow node delays only it
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -27,22 +28,23 @@ from rclpy.parameter import Parameter
 from ser_robot.config import SOURCE_NODES, RunConfig
 from ser_robot.errors import SerRobotError
 
-__all__ = ["NodeSet", "create_nodes", "node_classes", "parameter_overrides", "run", "spin_single"]
+__all__ = ["NodeSet", "NODE_CLASSES", "create_nodes", "node_class", "parameter_overrides", "run", "spin_single"]
 
 
-def node_classes() -> dict[str, type]:
-    """Node class of each node kind of ``config/ser.yaml``."""
-    from ser_robot.ros.file_source_node import FileSourceNode
-    from ser_robot.ros.level_meter_node import LevelMeterNode
-    from ser_robot.ros.microphone_node import MicrophoneNode
-    from ser_robot.ros.recorder_node import RecorderNode
+NODE_CLASSES = {
+    "microphone": "ser_robot.ros.microphone_node:MicrophoneNode",
+    "file_source": "ser_robot.ros.file_source_node:FileSourceNode",
+    "recorder": "ser_robot.ros.recorder_node:RecorderNode",
+    "level_meter": "ser_robot.ros.level_meter_node:LevelMeterNode",
+    "features": "ser_robot.ros.feature_node:FeatureNode",
+}
+"""Node class of each node kind of ``config/ser.yaml``, as ``module:Class`` (imported when used)."""
 
-    return {
-        "microphone": MicrophoneNode,
-        "file_source": FileSourceNode,
-        "recorder": RecorderNode,
-        "level_meter": LevelMeterNode,
-    }
+
+def node_class(kind: str) -> type:
+    """The node class of ``kind`` (its module is imported now: torch only for the nodes that need it)."""
+    module, _, name = NODE_CLASSES[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class NodeStartError(SerRobotError):
@@ -134,9 +136,8 @@ class NodeSet:
 
 def create_nodes(config: RunConfig, namespace: str = "") -> NodeSet:
     """Instantiate ``config.nodes`` with their validated parameters (rclpy must be initialised)."""
-    classes = node_classes()
     nodes = [
-        classes[kind](kind, namespace=namespace, parameter_overrides=parameter_overrides(config.node_params(kind)))
+        node_class(kind)(kind, namespace=namespace, parameter_overrides=parameter_overrides(config.node_params(kind)))
         for kind in config.nodes
     ]
     return NodeSet(nodes, config.nodes)
