@@ -77,8 +77,18 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _collect(ours: list[np.ndarray], theirs: list[np.ndarray], names: list[str], columns: list[str]) -> dict:
-    """r per openSMILE column: concatenated frames (voiced-in-both for ``nz`` descriptors)."""
+F0_AGREE_ST = 1.0
+"""Semitones: the diagnostic rows compare frames whose (smoothed) F0 estimates agree this closely."""
+
+F0_DEPENDENT = ("jitterLocal_sma3nz", "shimmerLocaldB_sma3nz")
+"""Descriptors measured on periods of the frame's F0: an F0 error (openSMILE's SHS octave jumps) changes them."""
+
+
+def _collect(
+    ours: list[np.ndarray], theirs: list[np.ndarray], names: list[str], columns: list[str], f0_agree: float | None = None
+) -> dict:
+    """r per openSMILE column: concatenated frames (voiced-in-both for ``nz`` descriptors; with
+    ``f0_agree``, only frames whose F0 values differ by less than that many semitones)."""
     f0_ours, f0_theirs = names.index("F0semitoneFrom27.5Hz_sma3nz"), columns.index("F0semitoneFrom27.5Hz_sma3nz")
     result = {}
     for column in columns:
@@ -91,6 +101,8 @@ def _collect(ours: list[np.ndarray], theirs: list[np.ndarray], names: list[str],
             a, b = o[:rows, i], t[:rows, j]
             if column.endswith("nz"):
                 keep = (o[:rows, f0_ours] > 0) & (t[:rows, f0_theirs] > 0) & (a != 0) & (b != 0)
+                if f0_agree is not None:
+                    keep &= np.abs(o[:rows, f0_ours] - t[:rows, f0_theirs]) < f0_agree
                 a, b = a[keep], b[keep]
             a_all.append(a)
             b_all.append(b)
@@ -153,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             columns = list(frame.columns)
             theirs.append(frame.to_numpy())
         results[condition] = _collect(ours, theirs, names, columns)
+        agreeing = _collect(ours, theirs, names, columns, F0_AGREE_ST)
+        for column in F0_DEPENDENT:
+            results[condition][f"{column} (F0 agrees)"] = agreeing[column]
         results[condition]["voicing agreement"] = _voicing_agreement(
             ours, theirs, names.index("F0semitoneFrom27.5Hz_sma3nz"), columns.index("F0semitoneFrom27.5Hz_sma3nz")
         )
@@ -196,6 +211,20 @@ def main(argv: list[str] | None = None) -> int:
         f"| voicing agreement (frames) | {results['clean']['voicing agreement']:.3f} | "
         f"{results['noisy']['voicing agreement']:.3f} | - | - |"
     )
+    lines += [
+        "",
+        f"Diagnostic (no goal): jitter and shimmer on the voiced-in-both frames whose F0 values agree within "
+        f"{F0_AGREE_ST:g} semitone; on the others openSMILE's F0 (SHS + utterance-level Viterbi, which the "
+        "bounded-dependency contract rules out) has octave errors and its period search returns outliers (up to 1.0).",
+        "",
+        "| descriptor | r clean | r noisy |",
+        "|---|---|---|",
+    ]
+    for column in F0_DEPENDENT:
+        key = f"{column} (F0 agrees)"
+        lines.append(f"| {key} | {results['clean'][key]:.3f} | {results['noisy'][key]:.3f} |")
+        rows.append({"descriptor": key, "r_clean": results["clean"][key], "r_noisy": results["noisy"][key],
+                     "goal": None, "met": None})
     ratio = theirs_s / ours_s
     lines += [
         "",

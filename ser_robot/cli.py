@@ -203,6 +203,28 @@ def cmd_build_rir_bank(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate_robot(args: argparse.Namespace) -> int:
+    import pathlib
+    import time
+
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.sim import plot_rerecording, simulate_robot
+
+    start = time.monotonic()
+    manifest = simulate_robot(args.corpus, args.out, config_path=args.config, noise_bank=args.noise_bank,
+                              seed=args.seed, workers=args.workers)
+    elapsed = time.monotonic() - start
+    print(f"robot twin of {args.corpus}: {len(manifest)} utterances in {elapsed:.0f} s "
+          f"({len(manifest) / max(elapsed, 1e-9):.1f} utterances/s) -> {args.out}/manifest.jsonl")
+    if args.plot:
+        first = manifest[0]
+        clean = next(u for u in read_manifest(args.corpus) if u.id == first.id)
+        png = pathlib.Path(args.out) / f"{first.id}_clean_vs_robot.png"
+        plot_rerecording(clean.path, first.path, png)
+        print(f"spectrograms: {png}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rt60", type=float, nargs=2, default=[0.2, 0.9], metavar=("MIN", "MAX"), help="seconds")
     p.set_defaults(func=cmd_build_rir_bank)
+
+    p = sub.add_parser("simulate-robot", help="re-record a corpus in the simulated iCub lab (its robot twin)")
+    p.add_argument("--corpus", required=True, help="manifest of the clean corpus")
+    p.add_argument("--out", required=True, help="folder for the twin's wav/ and manifest.jsonl")
+    p.add_argument("--config", default=None, help="simulator YAML (default: config/sim/icub_lab.yaml)")
+    p.add_argument("--noise-bank", default=None, help="noise bank folder (default: built next to --out)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument("--plot", action="store_true", help="also draw one utterance clean vs re-recorded (PNG)")
+    p.set_defaults(func=cmd_simulate_robot)
 
     p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
     p.add_argument("manifest")

@@ -131,3 +131,31 @@ def test_feature_node_over_dds_matches_offline(tmp_path):
     assert frames[0].feature_set == FEATURE_SET and list(frames[0].feature_names) == list(extractor.names)
     assert frames[0].frame_rate == pytest.approx(100.0)
     assert any(True for _ in read_messages(bag, ["/vad"]))
+
+
+@pytest.mark.ros
+def test_node_counts_malformed_frames_and_gaps_and_goes_on(rclpy_context):
+    from ser_robot.config import validate_node_params
+    from ser_robot.ros.conversions import chunk_to_audio_frame
+    from ser_robot.ros.feature_node import FeatureNode
+    from ser_robot.ros.runner import parameter_overrides
+    from ser_robot.audio.chunk import AudioChunk
+
+    params = validate_node_params("features", {"feature_set": FEATURE_SET, "vad": False, "block_frames": 5})
+    node = FeatureNode("features_under_test", parameter_overrides=parameter_overrides(params))
+    try:
+        node.trigger_configure()
+        stereo = speech(seconds=0.3, rate=16000)
+        frames = [chunk_to_audio_frame(AudioChunk(stereo[i * 160:(i + 1) * 160], 16000, i * 0.01), i, "s16le",
+                                       ["left_ear", "right_ear"], "head") for i in range(30)]
+        bad = chunk_to_audio_frame(AudioChunk(stereo[:160], 16000, 0.0), 3, "s16le", [], "head")
+        bad.data = bad.data[:-1]  # odd byte count: not s16le
+        for msg in frames[:3] + [bad] + frames[10:]:  # frames 3..9 lost
+            node._on_audio(msg)
+        pipeline = node.pipelines["head"]
+        assert node.malformed == 1
+        assert (pipeline.counters.seq_gaps, pipeline.counters.restarts) == (1, 2)
+        assert node.published > 0
+        node._report()  # diagnostics with the counts, no exception
+    finally:
+        node.destroy_node()

@@ -18,8 +18,10 @@ Layout of ``out``::
     out/manifest.json                                 settings, key, one record per RIR
     out/rir/room<r:03d>_src<s:02d>_<key>.wav          stereo float32 WAV (left, right), 16 kHz
 
-IR amplitudes are physical (direct path ``1 / (4 pi r)``, plus pyroomacoustics' global delay of
-40 samples before it); normalise where you convolve. Rooms, not RIRs, are the unit of the
+IR amplitudes are pyroomacoustics' own (its direct path falls as ``1 / r``: energy 0.98 at 1 m
+with 0.10.1, not ``1 / (4 pi r)``), after its global delay of 40 samples; normalise where you
+convolve. ``rt60_target_s`` is the Sabine design value; ``rt60_measured_s`` is measured on the
+simulated response (Schroeder, both ears averaged) and runs 5-20 % above it. Rooms, not RIRs, are the unit of the
 train/test split: ``test_fraction`` of the rooms (at least one) hold only test RIRs, so a test
 RIR never shares a room with a training one.
 """
@@ -83,6 +85,7 @@ class RirRecord:
     length: int
     fs: int
     key: str
+    rt60_measured_s: float | None = None
 
 
 class Rir(NamedTuple):
@@ -348,7 +351,7 @@ def build_rir_bank(out: str | pathlib.Path, count: int = 64, seed: int = 0,
                 source_position=[round(float(v), 4) for v in g["source"]], distance_m=round(g["distance"], 4),
                 azimuth_deg=round(g["azimuth"], 3), elevation_deg=round(g["elevation"], 3),
                 ear_spacing_m=float(ear_spacing), direct_delay_samples=delays, length=int(ir.shape[1]),
-                fs=SAMPLE_RATE, key=room_key))
+                fs=SAMPLE_RATE, key=room_key, rt60_measured_s=round(float(np.mean(measure_rt60(ir, SAMPLE_RATE))), 4)))
     referenced = {out / r.file for r in records}
     for stale in (out / "rir").glob("*.wav") if (out / "rir").is_dir() else []:
         if stale not in referenced:

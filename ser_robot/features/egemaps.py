@@ -11,18 +11,28 @@ The eGeMAPSv02 LLD set with MFCC 1-13 instead of 1-4 (Lakomkin et al.: 32 eGEMAP
   centred 41 ms of the frame decimated to 8 kHz (openSMILE uses SHS plus a Viterbi smoother over
   the whole utterance, which the bounded-dependency contract rules out); voiced where YIN finds a
   dip and the Gaussian-windowed (sigma 0.4) RMS exceeds 0.001 (openSMILE's ``volmerge``
-  threshold); jitter and shimmer from waveform peaks one period apart; HNR from the
-  autocorrelation of the Gaussian-windowed frame at the period; harmonic magnitudes (log-parabola
-  peak interpolation) from its 1024-point spectrum;
-- formants: order-11 LPC (autocorrelation method) of the 20 ms Hamming frame band-limited to
-  5.5 kHz (openSMILE ``cSpecResample`` to 11 kHz), roots between 50 and 5450 Hz.
+  threshold); jitter and shimmer by openSMILE's ``cPitchJitter`` waveform matching (each period
+  length = best-correlated length within +-10 % of the F0 period, periods counted when their
+  correlation exceeds 0.5; shimmer from peak-to-peak period amplitudes,
+  ``20 log10(1 + mean |dA| / mean A)``) on a chain of periods ending at the end of the frame's
+  first hop, reaching up to 20 ms before the frame (see :func:`functional.jitter_shimmer`); HNR
+  from the autocorrelation of the Gaussian-windowed frame at the period; harmonic magnitudes
+  (log-parabola peak interpolation) from its 1024-point spectrum;
+- formants: order-11 LPC (autocorrelation method, ``cLpc p=11``) of the 20 ms Hamming frame
+  resampled to 11 kHz (``cSpecResample``), roots between 50 and 5450 Hz (``cFormantLpc``).
 
 ``opensmile_quirks=True`` (default) reproduces two openSMILE behaviours found while measuring
 parity: cHarmonics numbers harmonics from 0 (= F0), so its ``logRelF0-H1-H2`` is the level of
 2 F0 over 3 F0 and ``logRelF0-H1-A3`` the level of 2 F0 over the strongest harmonic within
-0.8-1.2 F3 (formant amplitudes stay relative to the F0 harmonic); and cFormantLpc negates the
-predictor coefficients before solving for roots. With ``False`` the textbook definitions are
-used (H1 = F0 harmonic; roots of the LPC polynomial, bandwidth <= 600 Hz).
+0.8-1.2 F3 (formant amplitudes stay relative to the F0 harmonic); and the formant chain as the
+openSMILE 2.x code runs it: cTransformFFT zero-pads the 320-sample frame symmetrically to 512
+(``zeroPadSymmetric=1``), cSpecResample's inverse DFT yields the first 220 samples at 11 kHz of a
+352-sample period and keeps only the bins below 110 (0-3.4 kHz), so the LPC sees 66 zeros and
+the first 154 frame samples; cFormantLpc negates the predictor coefficients before solving for
+roots (no bandwidth limit). This reproduces openSMILE's formant frequencies and bandwidths
+(r >= 0.96 on the synthetic corpus), which are far from the true resonances of a vowel. With
+``False`` the textbook definitions are used (H1 = F0 harmonic; LPC of the whole frame
+band-limited to 5.5 kHz, roots of the LPC polynomial, bandwidth <= 600 Hz).
 All 15 ``*_sma3nz`` descriptors, formants included, are computed for voiced frames only (GeMAPS
 uses formants of voiced frames; openSMILE's LLD output also lists them in unvoiced frames).
 
@@ -31,9 +41,10 @@ openSMILE's ``frameCenterSpecial = left`` framers do, so row ``i`` lines up with
 ``opensmile.Smile(eGeMAPSv02, LowLevelDescriptors)`` (start time ``i * 10 ms``). The longest
 window is 60 ms, so ``n`` samples give ``1 + (n - 960) // 160`` frames; openSMILE also emits
 one more frame computed from a zero-padded 60 ms window at the end, which we leave out. Spectral
-flux needs the previous frame and ``sma3`` a frame on each side, hence ``context = (2, 1)``. At
-the ends of the signal the smoother averages over the frames that exist, and the first frame's
-flux is 0 (openSMILE's rules). Descriptors named ``*_sma3nz`` are smoothed over non-zero (voiced)
+flux needs the previous frame, jitter/shimmer the 2 hops before the frame, and ``sma3`` a frame
+on each side, hence ``context = (3, 1)``. At the ends of the signal the smoother averages over
+the frames that exist, the first frame's flux is 0 (openSMILE's rules), and the jitter chain of
+the first two frames sees zeros before the signal start. Descriptors named ``*_sma3nz`` are smoothed over non-zero (voiced)
 values only and are 0 in unvoiced frames.
 """
 
@@ -101,7 +112,8 @@ class EGeMAPS(FrameExtractor):
         self.hop_length = round(0.010 * sample_rate)
         self.short_length = round(0.020 * sample_rate)
         self.window_length = round(0.060 * sample_rate)
-        self.context = (2, 1)
+        self.context = (3, 1)
+        self.jitter_past = 2 * self.hop_length  # samples before the frame the jitter chain may use
         self.names = EGEMAPS_NAMES
         self.f0_min, self.f0_max, self.yin_threshold = f0_min, f0_max, yin_threshold
         self.opensmile_quirks = opensmile_quirks
@@ -113,6 +125,10 @@ class EGeMAPS(FrameExtractor):
         n_short = self.n_fft_short // 2 + 1
         self.lpc_bins = int(5500.0 / self.bin_hz_short)  # 0..5.5 kHz = the 11 kHz resampled band
         self.lpc_rate = 2 * self.lpc_bins * self.bin_hz_short
+        # openSMILE: cSpecResample of the symmetric zero-padded 20 ms FFT to 11 kHz
+        resample_cos, resample_sin, self.resample_rate = F.spectral_resample_basis(
+            self.n_fft_short, self.short_length, sample_rate, 11000.0
+        )
         # YIN runs on the centre of the 60 ms frame, decimated by 2 (mean of sample pairs), with the
         # longest integration window that keeps its correlation linear in a half-size FFT
         self.yin_decimation = 2 if sample_rate >= 16000 else 1
@@ -123,6 +139,8 @@ class EGeMAPS(FrameExtractor):
         self.yin_offset = (self.window_length - self.yin_span) // 2
 
         self.register_buffer("hamming", torch.hamming_window(self.short_length, periodic=False), persistent=False)
+        self.register_buffer("resample_cos", resample_cos, persistent=False)
+        self.register_buffer("resample_sin", resample_sin, persistent=False)
         self.register_buffer("gauss", F.gaussian_window(self.window_length, 0.4), persistent=False)
         freqs = torch.arange(n_short, dtype=torch.float32) * self.bin_hz_short
         self.register_buffer("freqs", freqs, persistent=False)
@@ -142,7 +160,10 @@ class EGeMAPS(FrameExtractor):
         frames_n = self.frame_count(n)
         if frames_n == 0:
             return x.new_zeros(batch, 0, self.num_features)
-        long_frames = F.frame(x, self.window_length, self.hop_length)[:, :frames_n]
+        # jitter looks back ``jitter_past`` samples (zeros before the signal start: the edge rule)
+        padded = torch.nn.functional.pad(x, (self.jitter_past, 0))
+        jitter_frames = F.frame(padded, self.jitter_past + self.window_length, self.hop_length)[:, :frames_n]
+        long_frames = jitter_frames[..., self.jitter_past :]
         short_frames = long_frames[..., : self.short_length]
 
         # energy / spectral group: 20 ms Hamming
@@ -174,9 +195,9 @@ class EGeMAPS(FrameExtractor):
         index = voiced.nonzero().squeeze(-1)  # voice quality and formants only where voiced
         if index.numel() > 0:
             values = self._voice(
-                long_frames.reshape(-1, self.window_length)[index],
+                jitter_frames.reshape(-1, jitter_frames.shape[-1])[index],
                 windowed.reshape(-1, self.window_length)[index],
-                power.reshape(-1, power.shape[-1])[index],
+                spectrum.reshape(-1, spectrum.shape[-1])[index],
                 f0.flatten()[index],
             )
         else:
@@ -189,22 +210,42 @@ class EGeMAPS(FrameExtractor):
         return torch.cat([smooth, smooth_nz], dim=-1)
 
     def _voice(
-        self, frames: torch.Tensor, windowed: torch.Tensor, short_power: torch.Tensor, f0: torch.Tensor
+        self, frames: torch.Tensor, windowed: torch.Tensor, short_spectrum: torch.Tensor, f0: torch.Tensor
     ) -> torch.Tensor:
-        """The 15 ``*_sma3nz`` descriptors (before smoothing) of voiced frames ``(voiced, samples)`` -> ``(voiced, 15)``."""
+        """The 15 ``*_sma3nz`` descriptors (before smoothing) of voiced frames -> ``(voiced, 15)``.
+
+        ``frames`` ``(voiced, jitter_past + window_length)`` raw samples from ``jitter_past`` before
+        the frame start, ``windowed`` the Gaussian-windowed 60 ms frames, ``short_spectrum`` the
+        complex spectrum of the Hamming-windowed 20 ms frames, ``f0`` in Hz.
+        """
         spectrum = torch.fft.rfft(windowed, self.n_fft_long)
         power = spectrum.real**2 + spectrum.imag**2
         magnitude = torch.sqrt(power + F.EPS**2)
-        jitter, shimmer = F.jitter_shimmer(frames, f0, self.sample_rate)
+        # openSMILE's chain gives frame i the periods whose two-period match ends within its first
+        # hop (about one hop of periods): so does ours, plus the period before them
+        jitter, shimmer = F.jitter_shimmer(
+            frames, f0, self.sample_rate, end=self.jitter_past + self.hop_length, span=self.hop_length
+        )
         hnr = F.acf_hnr_db(power, f0, self.sample_rate, self.n_fft_long, self.f0_min)
 
-        # formants: order-11 LPC of the 0-5.5 kHz band of the 20 ms frame (= 11 kHz resampling)
-        autocorr = torch.fft.irfft(short_power[..., : self.lpc_bins + 1].detach(), 2 * self.lpc_bins)[..., :12]
-        lpc = F.levinson_durbin(autocorr.double(), 11)
-        if self.opensmile_quirks:  # openSMILE negates the coefficients before solving for roots
+        short = short_spectrum.detach()
+        if self.opensmile_quirks:
+            # cSpecResample -> cLpc (acf, p = 11) -> cFormantLpc: the inverse DFT of the symmetric
+            # zero-padded FFT to 220 samples at 11 kHz (bins below 3.4 kHz only), and roots of the
+            # polynomial with negated predictor coefficients
+            bins = self.resample_cos.shape[0]
+            resampled = short.real[..., :bins] @ self.resample_cos - short.imag[..., :bins] @ self.resample_sin
+            lpc = F.levinson_durbin(F.autocorrelation(resampled.double(), 11), 11)
             lpc = torch.cat([lpc[..., :1], -lpc[..., 1:]], dim=-1)
-        max_bandwidth = float("inf") if self.opensmile_quirks else MAX_FORMANT_BANDWIDTH
-        formant_freq, formant_bw = F.formants_from_lpc(lpc, self.lpc_rate, 5, 50.0, 5450.0, max_bandwidth)
+            formant_freq, formant_bw = F.formants_from_lpc(lpc, self.resample_rate, 5, 50.0, 5450.0)
+        else:
+            # order-11 LPC of the 0-5.5 kHz band of the 20 ms frame (= 11 kHz resampling)
+            short_power = short.real**2 + short.imag**2
+            autocorr = torch.fft.irfft(short_power[..., : self.lpc_bins + 1], 2 * self.lpc_bins)[..., :12]
+            lpc = F.levinson_durbin(autocorr.double(), 11)
+            formant_freq, formant_bw = F.formants_from_lpc(
+                lpc, self.lpc_rate, 5, 50.0, 5450.0, MAX_FORMANT_BANDWIDTH
+            )
         formant_freq, formant_bw = formant_freq[..., :3], formant_bw[..., :3]
 
         first, second = (2.0, 3.0) if self.opensmile_quirks else (1.0, 2.0)

@@ -18,6 +18,7 @@ import torch
 __all__ = [
     "acf_hnr_db",
     "alpha_ratio_db",
+    "autocorrelation",
     "equal_loudness_weights",
     "formant_band_amplitude",
     "formants_from_lpc",
@@ -34,6 +35,7 @@ __all__ = [
     "smooth_moving_average",
     "smooth_nonzero_moving_average",
     "spectral_flux",
+    "spectral_resample_basis",
     "spectral_slope",
     "yin_frames",
 ]
@@ -203,77 +205,179 @@ def yin_frames(
 
 
 def jitter_shimmer(
-    frames: torch.Tensor, f0: torch.Tensor, sample_rate: int, max_periods: int = 16, search: float = 0.1
+    frames: torch.Tensor,
+    f0: torch.Tensor,
+    sample_rate: int,
+    end: int,
+    span: int,
+    search: float = 0.1,
+    min_cc: float = 0.5,
+    max_periods: int = 8,
+    chunk: int = 512,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Local jitter (fraction) and local shimmer (dB) from waveform peaks, one pitch period apart.
+    """Local jitter (fraction) and local shimmer (dB) by waveform matching (openSMILE ``cPitchJitter``).
 
-    ``frames`` ``(..., frame)`` raw samples, ``f0`` ``(...)`` Hz (0 = unvoiced). The first peak is
-    the largest sample of the first period (polarity of the frame's largest excursion); each next
-    peak is the largest sample within ``±search`` of one period later, refined by a parabola.
-    Jitter = mean |T_k+1 - T_k| / mean T_k; shimmer = mean |20 log10(A_k+1 / A_k)|, over the periods
-    inside the frame (at most ``max_periods``). Both ``(...)``, 0 where fewer than 2 periods fit
-    or unvoiced. Period lengths carry no gradient; amplitudes do.
+    ``frames`` ``(..., frame)`` raw samples, ``f0`` ``(...)`` Hz (0 = unvoiced). With ``T = fs / f0``,
+    the periods are chained as in ``cPitchJitter``: from a start ``s`` every length ``L`` between
+    ``floor((1 - search) T)`` and ``ceil((1 + search) T)`` samples is scored by the Pearson
+    correlation of ``x[s, s + L)`` with ``x[s + L, s + 2 L)``; the highest strict local maximum
+    (not at the last two lengths) gives the period ``L`` (parabola-interpolated for its length
+    and correlation) and the next start ``s + L``; without one the chain moves on by ``round(T)``.
+    A period counts when its interpolated correlation exceeds ``min_cc``. Its amplitude pair is the
+    peak-to-peak range (without the first and last sample) of ``x[s, s + L)`` and of
+    ``x[s + L, s + 2 L)``.
+
+    openSMILE runs one chain through the whole utterance and gives each 10 ms frame the periods
+    whose two-period match ends before the end of its hop; here each frame runs its own short
+    chain (bounded dependency): ``K = max(1, round(span / T))`` periods (at most ``max_periods``)
+    whose last two-period match ends at sample ``end`` of ``frames`` (starting no earlier than
+    sample 0), preceded by one more period that only serves as the previous period of the first.
+    Jitter = mean |T_k - T_k-1| over counted consecutive periods / mean counted T_k (0 when there is
+    no such pair); shimmer = 20 log10(1 + mean |A0 - A1| / mean (A0 + A1) / 2) over the counted
+    periods (0 when none); both capped as openSMILE does (ratio <= 1). Both ``(...)``, 0 where
+    unvoiced. Period lengths carry no gradient; amplitudes do.
     """
     shape = frames.shape[:-1]
     x = frames.reshape(-1, frames.shape[-1])
-    f = f0.reshape(-1).detach()
-    length = x.shape[-1]
-    voiced = f > 0
-    period = torch.where(voiced, sample_rate / f.clamp_min(1.0), torch.full_like(f, float(length)))
-    extreme = x.detach().gather(-1, x.detach().abs().argmax(dim=-1, keepdim=True)).squeeze(-1)
-    polarity = torch.where(extreme < 0, -1.0, 1.0).to(x.dtype)
-    y = x * polarity[:, None]
-    yd = y.detach()
-    index = torch.arange(length, device=x.device)
-
-    # first peak: argmax over the first period
-    masked = yd.masked_fill(index[None, :] >= period.ceil()[:, None], -float("inf"))
-    peak = masked.argmax(dim=-1)
-    half = int(math.ceil(search * sample_rate / 55.0)) + 1  # widest search half-width (lowest F0)
-    offsets = torch.arange(-half, half + 1, device=x.device)
-    positions, amplitudes, valid = [], [], []
-
-    def refine(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pl, pr = (p - 1).clamp(0, length - 1), (p + 1).clamp(0, length - 1)
-        a, b, c = yd.gather(-1, pl[:, None])[:, 0], yd.gather(-1, p[:, None])[:, 0], yd.gather(-1, pr[:, None])[:, 0]
-        den = a - 2 * b + c
-        ok = den.abs() > 1e-12
-        shift = torch.where(ok, 0.5 * (a - c) / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den))
-        return p.to(x.dtype) + shift.clamp(-0.5, 0.5), y.gather(-1, p[:, None])[:, 0]
-
-    position, amplitude = refine(peak)
-    positions.append(position)
-    amplitudes.append(amplitude)
-    valid.append(voiced)
-    for _ in range(max_periods):
-        expected = positions[-1] + period
-        width = (search * period).ceil()
-        candidates = expected.round().long()[:, None] + offsets[None, :]
-        inside = (candidates >= 0) & (candidates < length) & (offsets[None, :].abs() <= width[:, None])
-        values = yd.gather(-1, candidates.clamp(0, length - 1)).masked_fill(~inside, -float("inf"))
-        best = candidates.gather(-1, values.argmax(dim=-1, keepdim=True))[:, 0].clamp(0, length - 1)
-        ok = valid[-1] & inside.any(dim=-1) & (expected + width < length)
-        position, amplitude = refine(best)
-        positions.append(position)
-        amplitudes.append(amplitude)
-        valid.append(ok)
-
-    pos = torch.stack(positions, dim=-1)
-    amp = torch.stack(amplitudes, dim=-1).clamp_min(EPS)
-    ok = torch.stack(valid, dim=-1)
-    periods = pos[:, 1:] - pos[:, :-1]
-    ok_period = ok[:, 1:] & ok[:, :-1]
-    ok_pair = ok_period[:, 1:] & ok_period[:, :-1]
-    n_periods = ok_period.sum(dim=-1)
-    n_pairs = ok_pair.sum(dim=-1).clamp_min(1)
-    mean_period = (periods * ok_period).sum(dim=-1) / n_periods.clamp_min(1)
-    jitter = ((periods[:, 1:] - periods[:, :-1]).abs() * ok_pair).sum(dim=-1) / n_pairs / mean_period.clamp_min(1e-6)
-    log_ratio = 20 * torch.log10(amp[:, 1:] / amp[:, :-1]).abs()
-    shimmer = (log_ratio * ok_period).sum(dim=-1) / n_periods.clamp_min(1)
-    enough = voiced & (n_periods >= 2)
-    jitter = torch.where(enough, jitter, torch.zeros_like(jitter))
-    shimmer = torch.where(enough, shimmer, torch.zeros_like(shimmer))
+    f = f0.reshape(-1).detach().to(torch.float64)
+    jitter = x.new_zeros(x.shape[0])
+    shimmer = x.new_zeros(x.shape[0])
+    index = (f > 0).nonzero().squeeze(-1)
+    if index.numel() == 0:
+        return jitter.reshape(shape), shimmer.reshape(shape)
+    period = sample_rate / f[index]
+    t_min = torch.floor((1 - search) * period).long().clamp_min(2)
+    t_max = torch.ceil((1 + search) * period).long()
+    # process the voiced frames in chunks of similar period so the padded work stays small
+    order = torch.argsort(t_max)
+    results_j, results_s = [], []
+    for part in order.split(chunk):
+        j, s = _jitter_shimmer_chain(
+            x[index[part]], period[part], t_min[part], t_max[part], end, span, min_cc, max_periods
+        )
+        results_j.append(j)
+        results_s.append(s)
+    sorted_index = index[order]
+    jitter = jitter.index_copy(0, sorted_index, torch.cat(results_j).to(x.dtype))
+    shimmer = shimmer.index_copy(0, sorted_index, torch.cat(results_s).to(x.dtype))
     return jitter.reshape(shape), shimmer.reshape(shape)
+
+
+def _jitter_shimmer_chain(
+    x: torch.Tensor,
+    period: torch.Tensor,
+    t_min: torch.Tensor,
+    t_max: torch.Tensor,
+    end: int,
+    span: int,
+    min_cc: float,
+    max_periods: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`jitter_shimmer` for voiced frames ``x`` ``(n, frame)`` with periods ``(n,)`` in samples.
+
+    The lag products ``x[m] x[m + L]`` of every candidate length ``L`` are summed cumulatively once
+    over the samples the chain can reach, so each chain step only gathers from prefix sums.
+    """
+    n = x.shape[0]
+    device = x.device
+    rows = torch.arange(n, device=device)
+    t_round = torch.round(period).long()
+    n_lengths = t_max - t_min + 1
+    c_max = int(n_lengths.max())
+    l_max = int(t_max.max())
+    periods_in_frame = torch.round(span / period).long().clamp(1, max_periods)
+    base = (end - 2 * t_max - 2 - periods_in_frame * t_round).clamp_min(0)
+    lengths = t_min[:, None] + torch.arange(c_max, device=device)  # (n, c)
+    reach = int(((periods_in_frame + 2) * t_max).max()) + 2  # samples after ``base`` the chain reads
+    padded = torch.nn.functional.pad(x, (0, reach + l_max + c_max))  # zeros after the frame end
+    local = padded.unfold(1, reach + 1, 1)[rows, base]  # (n, reach + 1), keeps the gradient
+    xd = padded.detach()
+    lag_reach = int(((periods_in_frame + 1) * t_max).max()) + 1  # the first period's end, at most
+    # x[base + L + m] for all candidate L: shifted slices of one segment per frame
+    segment = xd.unfold(1, c_max + lag_reach - 1, 1)[rows, base + t_min]
+    head = local.detach()[:, :lag_reach]
+    products = torch.empty(n, c_max, lag_reach, dtype=xd.dtype, device=device)
+    for c in range(c_max):
+        torch.mul(segment[:, c : c + lag_reach], head, out=products[:, c])
+    lag_sum = products.cumsum_(-1)  # (n, c, lag_reach): sum over m <= index
+    ld = local.detach()
+    csum = torch.nn.functional.pad(torch.cumsum(ld, -1), (1, 0))
+    csum2 = torch.nn.functional.pad(torch.cumsum(ld * ld, -1), (1, 0))
+    count = lengths.to(ld.dtype)
+    peak_ok = torch.arange(1, c_max - 1, device=device) <= (n_lengths[:, None] - 3)
+    offsets = torch.arange(l_max, device=device)
+    big = torch.finfo(x.dtype).max
+
+    position = torch.zeros(n, dtype=torch.long, device=device)  # chain start relative to ``base``
+    last = torch.zeros(n, dtype=torch.float64, device=device)
+    total_jitter = torch.zeros_like(last)
+    n_pairs = torch.zeros_like(last)
+    total_period = torch.zeros_like(last)
+    n_counted = torch.zeros_like(last)
+    total_amplitude = x.new_zeros(n)
+    total_difference = x.new_zeros(n)
+    for step in range(int(periods_in_frame.max()) + 1):
+        active = step <= periods_in_frame
+        s0 = position[:, None].expand(n, c_max)
+        s1 = (s0 + lengths).clamp(max=reach + 1)  # lengths past t_max are never peaks: clamp them
+        s2 = (s1 + lengths).clamp(max=reach + 1)
+        upper = lag_sum.gather(2, (s1 - 1).clamp(0, lag_reach - 1)[..., None])[..., 0]
+        lower = lag_sum.gather(2, (s0 - 1).clamp(0, lag_reach - 1)[..., None])[..., 0]
+        cross = upper - torch.where(s0 > 0, lower, torch.zeros_like(lower))
+        sum_a = csum.gather(1, s1) - csum.gather(1, s0)
+        sum_b = csum.gather(1, s2) - csum.gather(1, s1)
+        var_a = (csum2.gather(1, s1) - csum2.gather(1, s0) - sum_a**2 / count).clamp_min(0)
+        var_b = (csum2.gather(1, s2) - csum2.gather(1, s1) - sum_b**2 / count).clamp_min(0)
+        norm = var_a * var_b
+        cc = torch.where(norm > 0, (cross - sum_a * sum_b / count) / norm.clamp_min(1e-300).sqrt(), 0 * norm)
+        if c_max > 2:
+            mid = cc[:, 1:-1]
+            is_peak = (cc[:, :-2] < mid) & (mid > cc[:, 2:]) & peak_ok
+            found = is_peak.any(-1)
+            best = mid.masked_fill(~is_peak, -float("inf")).argmax(-1) + 1
+        else:
+            found = torch.zeros(n, dtype=torch.bool, device=device)
+            best = torch.ones(n, dtype=torch.long, device=device)
+        y0 = cc.gather(1, (best - 1)[:, None])[:, 0]
+        y1 = cc.gather(1, best.clamp(max=c_max - 1)[:, None])[:, 0]
+        y2 = cc.gather(1, (best + 1).clamp(max=c_max - 1)[:, None])[:, 0]
+        curvature = y0 - 2 * y1 + y2
+        bent = curvature.abs() > 1e-12
+        shift = torch.where(bent, 0.5 * (y0 - y2) / torch.where(bent, curvature, torch.ones_like(y1)), 0 * y1)
+        peak_cc = y1 - 0.25 * (y0 - y2) * shift
+        step_length = t_min + best  # integer period length of the match
+        interpolated = (step_length.to(shift.dtype) + shift).double()
+
+        # peak-to-peak amplitudes of the two matched periods (samples 1 .. L-2 of each)
+        window = (offsets >= 1) & (offsets[None, :] <= (step_length[:, None] - 2))
+        one = local.gather(1, (position[:, None] + offsets).clamp(max=reach))  # clamped = outside the window
+        two = local.gather(1, ((position + step_length)[:, None] + offsets).clamp(max=reach))
+        a0 = one.masked_fill(~window, -big).amax(-1) - one.masked_fill(~window, big).amin(-1)
+        a1 = two.masked_fill(~window, -big).amax(-1) - two.masked_fill(~window, big).amin(-1)
+
+        counted = active & found & (peak_cc > min_cc)
+        if step > 0:  # step 0 only provides the previous period of the first one
+            pair = counted & (last > 0)
+            zero = torch.zeros_like(last)
+            total_jitter = total_jitter + torch.where(pair, (last - interpolated).abs(), zero)
+            n_pairs = n_pairs + pair.double()
+            total_period = total_period + torch.where(counted, interpolated, zero)
+            n_counted = n_counted + counted.double()
+            total_amplitude = total_amplitude + torch.where(counted, 0.5 * (a0 + a1), torch.zeros_like(a0))
+            total_difference = total_difference + torch.where(counted, (a0 - a1).abs(), torch.zeros_like(a0))
+        last = torch.where(counted, interpolated, last)
+        position = torch.where(active, position + torch.where(found, step_length, t_round), position)
+
+    mean_period = total_period / n_counted.clamp_min(1)
+    jitter = torch.where(
+        (n_pairs > 0) & (n_counted > 0),
+        (total_jitter / n_pairs.clamp_min(1) / mean_period.clamp_min(1e-9)).clamp(max=1.0),
+        torch.zeros_like(mean_period),
+    )
+    ok = (n_counted > 0) & (total_amplitude > 0)
+    ratio = (total_difference / total_amplitude.clamp_min(EPS)).clamp(max=1.0)
+    shimmer = torch.where(ok, 20 * torch.log10(1 + ratio), torch.zeros_like(ratio))
+    return jitter, shimmer
 
 
 def acf_hnr_db(
@@ -328,6 +432,38 @@ def harmonic_amplitudes(
     shift = torch.where(ok, 0.5 * (a - c) / torch.where(ok, den, -torch.ones_like(den)), torch.zeros_like(den))
     picked = torch.exp(b - 0.25 * (a - c) * shift)
     return picked.clamp_min(EPS)
+
+
+def spectral_resample_basis(
+    n_fft: int, frame_length: int, sample_rate: float, target_rate: float, symmetric_pad: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Real and imaginary synthesis matrices of openSMILE's ``cSpecResample`` (inverse DFT to a new rate).
+
+    The input is the ``n_fft``-point spectrum of a ``frame_length``-sample frame, zero-padded on both
+    sides (``cTransformFFT`` ``zeroPadSymmetric=1``, its default) or on the right. openSMILE rounds
+    the output to ``n_out = round(frame_length * target / rate)`` samples (exact rate
+    ``n_out / frame_length * rate``, returned), evaluates the inverse DFT over a period of
+    ``n_fft * n_out / frame_length`` samples, keeps only the first ``n_out // 2`` bins (DC counted
+    once, no Nyquist: its anti-aliasing takes ``min(n_fft, n_out)`` spectrum values, i.e. a band
+    of ``n_out / 2`` bins) and divides by ``n_fft / 2``. Returns ``(cos, sin, rate)`` with the
+    resampled frame ``spectrum.real @ cos - spectrum.imag @ sin``, matrices ``(n_out // 2, n_out)``.
+    """
+    n_out = round(frame_length * target_rate / sample_rate)
+    period = n_fft * n_out / frame_length
+    n_bins = min(n_fft, n_out) // 2
+    pad = (n_fft - frame_length) // 2 if symmetric_pad else 0
+    bins = torch.arange(n_bins, dtype=torch.float64)[:, None]
+    samples = torch.arange(n_out, dtype=torch.float64)[None, :]
+    # the input frame sits at ``pad`` in the FFT buffer: undo that delay in the phase
+    phase = 2 * math.pi * bins * (samples / period - pad / n_fft)
+    scale = 2.0 / n_fft
+    return (torch.cos(phase) * scale).float(), (torch.sin(phase) * scale).float(), n_out / frame_length * sample_rate
+
+
+def autocorrelation(frames: torch.Tensor, max_lag: int) -> torch.Tensor:
+    """Time-domain autocorrelation ``sum_n x[n] x[n - k]`` for ``k = 0..max_lag``: ``(..., frame)`` -> ``(..., max_lag + 1)``."""
+    length = frames.shape[-1]
+    return torch.stack([(frames[..., k:] * frames[..., : length - k]).sum(-1) for k in range(max_lag + 1)], -1)
 
 
 def levinson_durbin(autocorr: torch.Tensor, order: int) -> torch.Tensor:
