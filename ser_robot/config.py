@@ -31,6 +31,7 @@ __all__ = [
     "validate_node_params",
     "default_config_path",
     "config_file",
+    "read_yaml_mapping",
 ]
 
 ParamValue = Union[bool, int, float, str, list]
@@ -263,6 +264,22 @@ class RunConfig:
         return self.params.get(node) or validate_node_params(node, {})
 
 
+def read_yaml_mapping(path: str | pathlib.Path, what: str, empty_ok: bool = False) -> dict[str, Any]:
+    """The top-level mapping of YAML file ``path``; :class:`ConfigError` naming ``what`` and the file otherwise."""
+    path = pathlib.Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    if raw is None and empty_ok:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{what} {path} must hold a non-empty mapping, got {type(raw).__name__}") from None
+    return raw
+
+
 def load_config(
     path: str | pathlib.Path | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
@@ -273,14 +290,7 @@ def load_config(
     from the file get their defaults.
     """
     path = pathlib.Path(path) if path is not None else default_config_path()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"configuration file {path} must map node names to sections") from None
+    raw = read_yaml_mapping(path, "configuration file", empty_ok=True)
     sections: dict[str, dict[str, Any]] = {}
     for node, section in raw.items():
         if not isinstance(section, dict) or set(section) != {"ros__parameters"}:

@@ -175,7 +175,7 @@ def test_custom_config_from_yaml(tmp_path: pathlib.Path) -> None:
         ("base: latif2020\nfixed_frames: 300\n", "segment_frames and fixed_frames are both set"),
         ("base: nobody\n", "'base' got 'nobody'; allowed values: latif2020"),
         ("win_length: 400\n", "sample_rate, hop_length, n_mels missing"),
-        ("- 1\n- 2\n", "must hold a mapping"),
+        ("- 1\n- 2\n", "must hold a non-empty mapping"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: pathlib.Path, text: str, match: str) -> None:

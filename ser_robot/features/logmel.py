@@ -29,9 +29,8 @@ from typing import Any
 
 import torch
 import torchaudio.functional as AF
-import yaml
 
-from ser_robot.config import config_file
+from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.base import FrameExtractor
 from ser_robot.features.segments import (
@@ -192,7 +191,7 @@ def load_logmel_config(source: Mapping[str, Any] | str | pathlib.Path) -> LogMel
     """
     if isinstance(source, (str, pathlib.Path)):
         path = pathlib.Path(source)
-        mapping = _read_yaml(path)
+        mapping = read_yaml_mapping(path, "feature configuration")
         try:
             return _from_mapping(mapping, PRESETS)
         except ConfigError as exc:
@@ -203,7 +202,7 @@ def load_logmel_config(source: Mapping[str, Any] | str | pathlib.Path) -> LogMel
 def load_logmel_presets(path: str | pathlib.Path | None = None) -> dict[str, LogMelConfig]:
     """The ``logmel:`` section of ``config/features.yaml`` (or ``path``): name -> config."""
     path = pathlib.Path(path) if path is not None else config_file("features.yaml")
-    raw = _read_yaml(path)
+    raw = read_yaml_mapping(path, "feature configuration")
     section = raw.get("logmel")
     if not isinstance(section, dict) or not section:
         raise ConfigError(f"{path} must have a 'logmel' section mapping preset names to settings") from None
@@ -214,18 +213,6 @@ def load_logmel_presets(path: str | pathlib.Path | None = None) -> dict[str, Log
         except ConfigError as exc:
             raise ConfigError(f"{path}: preset '{name}': {exc}") from None
     return presets
-
-
-def _read_yaml(path: pathlib.Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"feature configuration {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feature configuration {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"feature configuration {path} must hold a mapping, got {type(raw).__name__}") from None
-    return raw
 
 
 def _from_mapping(mapping: Any, presets: Mapping[str, LogMelConfig]) -> LogMelConfig:

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
 from ser_robot.acoustics.noise import CATEGORIES, SAMPLE_RATE
+from ser_robot.config import read_yaml_mapping
 from ser_robot.errors import ConfigError
 
 __all__ = [
@@ -432,14 +432,7 @@ def load_sim_config(path: str | pathlib.Path | None = None,
     Raises :class:`ConfigError` with the file name and the ``section.key`` at fault.
     """
     path = pathlib.Path(path) if path is not None else default_sim_config_path()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"simulator configuration {path} does not exist") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"simulator configuration {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"simulator configuration {path} must map section names to settings") from None
+    raw = read_yaml_mapping(path, "simulator configuration")
     try:
         return _build(_merge(raw, overrides or {}), str(path))
     except ConfigError as error:

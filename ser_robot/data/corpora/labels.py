@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 
-from ser_robot.config import config_file
+from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError, DataError
 
 __all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config"]
@@ -86,14 +85,7 @@ def load_corpora_config(path: str | pathlib.Path | None = None) -> dict[str, Cor
 @functools.lru_cache(maxsize=16)
 def _load(path: pathlib.Path, version: tuple[int, int] | None) -> tuple[tuple[str, CorpusLabels], ...]:
     """Parse ``path``; cached per file version (modification time and size)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"corpora label file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"corpora label file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{path}: must map corpus names to label sections, got {type(raw).__name__}") from None
+    raw = read_yaml_mapping(path, "corpora label file")
     return tuple((str(corpus), _parse_corpus(str(corpus), section, path)) for corpus, section in raw.items())
 
 
