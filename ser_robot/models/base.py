@@ -19,8 +19,9 @@ dict goes through the same checks.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,8 +29,8 @@ from torch import nn
 from ser_robot.errors import ConfigError, FeatureMismatchError
 
 __all__ = [
-    "HEADS",
     "DIMENSIONAL_OUTPUTS",
+    "HEADS",
     "HyperSpec",
     "SerModel",
 ]

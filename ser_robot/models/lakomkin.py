@@ -27,9 +27,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ser_robot.errors import ConfigError
 from ser_robot.models.base import HyperSpec, SerModel
-from ser_robot.models.masking import MaskedBatchNorm1d, lengths_to_mask, masked_max, masked_mean
+from ser_robot.models.masking import (
+    MaskedBatchNorm1d,
+    lengths_to_mask,
+    masked_max,
+    masked_mean,
+)
 
-__all__ = ["LakomkinRNN", "LakomkinCNN"]
+__all__ = ["LakomkinCNN", "LakomkinRNN"]
 
 _DROPOUT = HyperSpec(
     "dropout",

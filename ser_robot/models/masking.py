@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["lengths_to_mask", "masked_mean", "masked_max", "MaskedBatchNorm1d"]
+__all__ = ["MaskedBatchNorm1d", "lengths_to_mask", "masked_max", "masked_mean"]
 
 
 def lengths_to_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import copy
 import pathlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
-import yaml
 
-from ser_robot.config import config_file
+from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 from ser_robot.models.base import HEADS, SerModel
@@ -32,11 +32,11 @@ __all__ = [
     "MODELS",
     "ModelConfig",
     "build_model",
-    "rebuild_model",
     "load_model_config",
-    "validate_model_config",
-    "model_from_config",
     "model_config_names",
+    "model_from_config",
+    "rebuild_model",
+    "validate_model_config",
 ]
 
 MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (LakomkinRNN, LakomkinCNN)}
@@ -113,14 +113,10 @@ def load_model_config(path_or_name: str | pathlib.Path) -> ModelConfig:
     text = str(path_or_name)
     is_path = isinstance(path_or_name, pathlib.Path) or text.endswith((".yaml", ".yml")) or "/" in text
     path = pathlib.Path(path_or_name) if is_path else config_file(f"models/{text}.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        hint = "" if is_path else f"; shipped configurations: {', '.join(model_config_names()) or 'none'}"
-        raise ConfigError(f"model configuration {path} does not exist{hint}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"model configuration {path} is not valid YAML: {exc}") from None
-    return validate_model_config(raw, path.stem, path)
+    if not path.is_file() and not is_path:
+        raise ConfigError(f"model configuration {path} does not exist; shipped configurations: "
+                          f"{', '.join(model_config_names()) or 'none'}")
+    return validate_model_config(read_yaml_mapping(path, "model configuration"), path.stem, path)
 
 
 def build_model(

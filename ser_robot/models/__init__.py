@@ -1,0 +1,58 @@
+"""Emotion recognition models: one module per architecture family, a registry by name.
+
+Every model maps a zero-padded batch to one vector per utterance::
+
+    model(features (batch, frames, num_features), lengths (batch,) int64) -> (batch, num_outputs)
+
+``num_outputs`` = classes (logits; softmax not applied) for head ``categorical``, 2
+(arousal, valence) for head ``dimensional``; padding never changes a prediction.
+
+- :mod:`~ser_robot.models.base`: :class:`SerModel` (attributes ``head``, ``num_features``,
+  ``num_outputs``, ``config``), :class:`HyperSpec`, :data:`HEADS`.
+- :mod:`~ser_robot.models.masking`: length masks, masked mean / max, :class:`MaskedBatchNorm1d`.
+- :mod:`~ser_robot.models.lakomkin`: :class:`LakomkinRNN` and :class:`LakomkinCNN`
+  (Lakomkin et al. 2018).
+- :mod:`~ser_robot.models.registry`: :data:`MODELS`, :func:`build_model`,
+  :func:`load_model_config` (``config/models/<name>.yaml``, the only place defaults live),
+  :func:`model_from_config`, :func:`rebuild_model` (from a checkpoint's ``model.config``).
+"""
+
+from ser_robot.models.base import DIMENSIONAL_OUTPUTS, HEADS, HyperSpec, SerModel
+from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
+from ser_robot.models.masking import (
+    MaskedBatchNorm1d,
+    lengths_to_mask,
+    masked_max,
+    masked_mean,
+)
+from ser_robot.models.registry import (
+    MODELS,
+    ModelConfig,
+    build_model,
+    load_model_config,
+    model_config_names,
+    model_from_config,
+    rebuild_model,
+    validate_model_config,
+)
+
+__all__ = [
+    "DIMENSIONAL_OUTPUTS",
+    "HEADS",
+    "MODELS",
+    "HyperSpec",
+    "LakomkinCNN",
+    "LakomkinRNN",
+    "MaskedBatchNorm1d",
+    "ModelConfig",
+    "SerModel",
+    "build_model",
+    "lengths_to_mask",
+    "load_model_config",
+    "masked_max",
+    "masked_mean",
+    "model_config_names",
+    "model_from_config",
+    "rebuild_model",
+    "validate_model_config",
+]
