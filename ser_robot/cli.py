@@ -310,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true", help="also draw one utterance clean vs re-recorded (PNG)")
     p.set_defaults(func=cmd_simulate_robot)
 
+    from ser_robot.train.command import add_arguments as add_train_arguments
+    from ser_robot.train.command import run_from_args as run_training
+
+    p = sub.add_parser("train", help="train a model on one fold of a corpus (config/train/*.yaml)")
+    add_train_arguments(p)
+    p.set_defaults(func=run_training)
+
     p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
     p.add_argument("manifest")
     p.add_argument("--baseline", action="store_true",

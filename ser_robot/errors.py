@@ -18,6 +18,8 @@ __all__ = [
     "AcousticsError",
     "FeatureMismatchError",
     "AugmentationError",
+    "TrainError",
+    "CheckpointError",
 ]
 
 
@@ -67,3 +69,11 @@ class FeatureMismatchError(SerRobotError, ValueError):
 
 class AugmentationError(SerRobotError, ValueError):
     """An augmentation got an input or parameter it cannot work with (shape, range, source)."""
+
+
+class TrainError(SerRobotError):
+    """A training run cannot start or continue: missing targets, bad model, wrong data."""
+
+
+class CheckpointError(TrainError):
+    """A checkpoint cannot be written, read, or does not match what it is loaded for."""

@@ -1,0 +1,327 @@
+"""Training configuration: :class:`TrainConfig`, read from YAML and validated.
+
+The defaults live in one place, the field defaults of :class:`TrainConfig` and
+:class:`AugmentationConfig`; they are the training details of Lakomkin et al. (IROS 2018,
+section III.F) where the paper gives one:
+
+- Adam, learning rate ``3e-4`` (``lr``); gradient *values* clipped to ``[-1, 1]`` (``clip``,
+  ``torch.nn.utils.clip_grad_value_``); batch size 32 (``batch_size``);
+- learning rate halved when the validation result stops improving (``lr_factor: 0.5``;
+  ``ReduceLROnPlateau``; the paper gives no patience, ``lr_patience: 3`` is ours);
+- SortaGrad: the first epoch in order of increasing duration (``sortagrad: true``);
+- z-normalised features with training-set statistics (always done, see
+  :mod:`ser_robot.train.features`);
+- the validation speaker selects the model (``monitor``) and stops training
+  (``early_stop_patience``: ours, the paper gives none; nor does it give a number of epochs).
+
+The paper does not name its dimensional loss: ``dimensional_loss: mse`` is our default (it
+reports MAE and Pearson's r, which MSE training serves; ``ccc`` = ``1 - mean CCC`` over arousal
+and valence is available). ``monitor: auto`` is UAR for ``categorical`` and the mean MAE of
+arousal and valence for ``dimensional`` (the paper's metrics).
+
+A YAML file holds a mapping of these keys; unknown keys, wrong types and out-of-range values
+raise :class:`~ser_robot.errors.ConfigError` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ser_robot.config import read_yaml_mapping
+from ser_robot.errors import ConfigError
+from ser_robot.features.sets import FEATURE_SETS
+
+__all__ = [
+    "HEADS",
+    "MONITORS",
+    "AugmentationConfig",
+    "TrainConfig",
+    "load_train_config",
+    "parse_overrides",
+]
+
+HEADS: tuple[str, ...] = ("categorical", "dimensional")
+MONITORS: dict[str, str] = {
+    "uar": "max", "accuracy": "max", "macro_f1": "max",  # categorical
+    "mae": "min", "ccc": "max", "pearson_r": "max",  # dimensional: mean over arousal and valence
+    "loss": "min",  # either head
+}
+"""Validation metrics a run can monitor, and whether higher (``max``) or lower is better."""
+_CATEGORICAL_MONITORS = ("uar", "accuracy", "macro_f1", "loss")
+_DIMENSIONAL_MONITORS = ("mae", "ccc", "pearson_r", "loss")
+AUGMENTATIONS: tuple[str, ...] = ("none", "lakomkin")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+AMP_DTYPES: tuple[str, ...] = ("bf16", "fp16")
+DIMENSIONAL_LOSSES: tuple[str, ...] = ("mse", "ccc")
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    """On-the-fly waveform augmentation of the training batches.
+
+    ``kind``: ``none`` or ``lakomkin`` (:func:`ser_robot.augment.lakomkin_chain`: tempo, gain,
+    background noise, room impulse response, in that order). ``p_*``: per-example probability of
+    each step (the paper gives none; 0.5 is ours). ``noise_bank``: folder of a noise bank (only its
+    training clips are used, :func:`ser_robot.sim.conditions.training_conditions`); ``None`` adds
+    Gaussian noise instead. ``rir_bank``: folder of a RIR bank (its training rooms); ``None``
+    leaves out the IR step. ``nsr_power``: read the paper's noise-to-signal ratio as a power
+    ratio (default: amplitude). ``include_ego``: also train on ego-noise clips (the paper never
+    did). ``sim_config``: simulator YAML whose robot test condition is held out (``None``: the
+    default ``config/sim/icub_lab.yaml``).
+    """
+
+    kind: str = "none"
+    p_tempo: float = 0.5
+    p_gain: float = 0.5
+    p_noise: float = 0.5
+    p_ir: float = 0.5
+    noise_bank: str | None = None
+    rir_bank: str | None = None
+    nsr_power: bool = False
+    include_ego: bool = False
+    sim_config: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.kind != "none"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (see the module docstring for the defaults' sources).
+
+    ``model``: name in the model registry (:mod:`ser_robot.models`); ``model_config``: YAML file of
+    that model's hyper-parameters (``None``: its defaults). ``workers``: DataLoader processes
+    (0: load in the main process). ``cache``: keep decoded waveforms in memory after the first
+    read. ``amp``: mixed precision on CUDA (``torch.autocast`` with ``amp_dtype``; a GradScaler
+    for fp16); ignored on the CPU. ``deterministic``: ``torch.use_deterministic_algorithms``
+    during the run (see :mod:`ser_robot.train.trainer`). ``bucket_batches``: after the first
+    epoch, utterances are shuffled, cut into buckets of this many batches, sorted by duration
+    within a bucket and the batches shuffled (1 = plain random batches).
+    """
+
+    model: str
+    model_config: str | None = None
+    feature_set: str = "egemaps"
+    head: str = "categorical"
+    epochs: int = 100
+    batch_size: int = 32
+    lr: float = 3e-4
+    clip: float = 1.0
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    early_stop_patience: int = 10
+    monitor: str = "auto"
+    dimensional_loss: str = "mse"
+    sortagrad: bool = True
+    bucket_batches: int = 50
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    amp_dtype: str = "bf16"
+    deterministic: bool = True
+    workers: int = 0
+    cache: bool = True
+    sample_rate: int = 16000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # an integer YAML value is a valid float setting
+            value = getattr(self, f.name)
+            if str(f.type) == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        _validate(self)
+
+    @property
+    def monitor_metric(self) -> str:
+        """The validation metric that selects the model (``monitor`` with ``auto`` resolved)."""
+        if self.monitor != "auto":
+            return self.monitor
+        return "uar" if self.head == "categorical" else "mae"
+
+    @property
+    def monitor_mode(self) -> str:
+        """``"max"`` or ``"min"``: the direction in which :attr:`monitor_metric` improves."""
+        return MONITORS[self.monitor_metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON/``weights_only``-safe), the inverse of :meth:`from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "training configuration") -> TrainConfig:
+        """Build from a mapping; raises :class:`ConfigError` naming ``where`` and the key at fault."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of training settings, got {type(data).__name__}")
+        values = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        if values.get("model") in (None, ""):
+            raise ConfigError(f"{where}: required key 'model' (the model's registry name) is missing")
+        augmentation = values.get("augmentation", {})
+        if augmentation is None:
+            augmentation = {}
+        if isinstance(augmentation, str):  # shorthand: augmentation: lakomkin
+            augmentation = {"kind": augmentation}
+        if not isinstance(augmentation, Mapping):
+            raise ConfigError(f"{where}: 'augmentation' must be a mapping or one of {list(AUGMENTATIONS)}, "
+                              f"got {augmentation!r}")
+        aug_known = {f.name for f in dataclasses.fields(AugmentationConfig)}
+        aug_unknown = sorted(set(augmentation) - aug_known)
+        if aug_unknown:
+            raise ConfigError(f"{where}: unknown key(s) {['augmentation.' + k for k in aug_unknown]}; known keys "
+                              f"are {sorted('augmentation.' + k for k in aug_known)}")
+        try:
+            aug_values = _coerce(AugmentationConfig, augmentation, where, "augmentation.")
+            values["augmentation"] = AugmentationConfig(**aug_values)
+            _check_augmentation(values["augmentation"])
+            return cls(**_coerce(cls, values, where, ""))
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> dict[str, Any]:
+    """Check each value's type against the dataclass annotation (ints accepted for floats)."""
+    out = dict(values)
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        hint = str(hints[key])
+        name = prefix + key
+        if hint == "AugmentationConfig":
+            continue
+        optional = "None" in hint
+        if value is None:
+            if not optional:
+                raise ConfigError(f"key {name!r} must not be empty (null)")
+            continue
+        if hint.startswith("bool"):
+            ok = isinstance(value, bool)
+        elif hint.startswith("int"):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif hint.startswith("float"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok:
+                out[key] = float(value)
+        elif hint.startswith("str"):
+            ok = isinstance(value, (str, pathlib.PurePath))
+            if ok:
+                out[key] = str(value)
+        else:  # pragma: no cover - every field has one of the types above
+            ok = True
+        if not ok:
+            kind = hint.split(" ")[0]
+            raise ConfigError(f"key {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
+    return out
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"key {name!r} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_augmentation(aug: AugmentationConfig) -> None:
+    _choice("augmentation.kind", aug.kind, AUGMENTATIONS)
+    for name in ("p_tempo", "p_gain", "p_noise", "p_ir"):
+        value = getattr(aug, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"key 'augmentation.{name}' is a probability in [0, 1], got {value!r}")
+
+
+def _validate(config: TrainConfig) -> None:
+    """Range and choice checks of a complete configuration; raises :class:`ConfigError`."""
+    if not isinstance(config.model, str) or not config.model:
+        raise ConfigError(f"key 'model' must be a model's registry name, got {config.model!r}")
+    _choice("feature_set", config.feature_set, FEATURE_SETS)
+    _choice("head", config.head, HEADS)
+    _choice("device", config.device, DEVICES)
+    _choice("amp_dtype", config.amp_dtype, AMP_DTYPES)
+    _choice("dimensional_loss", config.dimensional_loss, DIMENSIONAL_LOSSES)
+    allowed = _CATEGORICAL_MONITORS if config.head == "categorical" else _DIMENSIONAL_MONITORS
+    _choice("monitor", config.monitor, ("auto",) + allowed)
+    positive = {"epochs": 1, "batch_size": 1, "bucket_batches": 1, "sample_rate": 1}
+    non_negative = {"lr_patience": 0, "early_stop_patience": 0, "workers": 0, "seed": 0}
+    for name, low in {**positive, **non_negative}.items():
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"key {name!r} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(config.lr, float) and config.lr > 0):
+        raise ConfigError(f"key 'lr' must be a learning rate > 0, got {config.lr!r}")
+    if not (isinstance(config.clip, float) and config.clip >= 0):
+        raise ConfigError(f"key 'clip' must be >= 0 (0 disables value clipping), got {config.clip!r}")
+    if not (isinstance(config.lr_factor, float) and 0 < config.lr_factor < 1):
+        raise ConfigError(f"key 'lr_factor' must lie in (0, 1), got {config.lr_factor!r}")
+    if not isinstance(config.augmentation, AugmentationConfig):
+        raise ConfigError(f"key 'augmentation' must be an AugmentationConfig, got {config.augmentation!r}")
+    _check_augmentation(config.augmentation)
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``key=value`` strings (value parsed as YAML; ``augmentation.p_ir=0.2`` reaches nested keys) -> mapping."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"an override must read key=value, got {pair!r}")
+        target = result
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {pair!r} conflicts with another override of {parent!r}")
+        target[leaf] = yaml.safe_load(value)
+    return result
+
+
+def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_train_config(path: str | pathlib.Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read, merge ``overrides`` into, and validate a training YAML file.
+
+    Relative bank, simulator and model-config paths are taken from the working directory when
+    they exist there, else from the YAML file's folder.
+    Raises :class:`ConfigError` naming the file and key.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"training configuration {path} not found; see config/train/lakomkin.yaml for an example")
+    data = read_yaml_mapping(path, "training configuration", empty_ok=True)
+    data = _merge(dict(data), overrides or {})
+    root = path.resolve().parent
+    if isinstance(data.get("model_config"), str):
+        data["model_config"] = _resolve(root, data["model_config"])
+    augmentation = data.get("augmentation")
+    if isinstance(augmentation, Mapping):
+        augmentation = dict(augmentation)
+        for key in ("noise_bank", "rir_bank", "sim_config"):
+            if isinstance(augmentation.get(key), str):
+                augmentation[key] = _resolve(root, augmentation[key])
+        data["augmentation"] = augmentation
+    return TrainConfig.from_dict(data, where=str(path))
+
+
+def _resolve(root: pathlib.Path, value: str) -> str:
+    candidate = pathlib.Path(value).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    # paths are relative to the YAML's folder, or to the working directory if they exist there
+    return str(candidate.resolve()) if candidate.exists() else str((root / candidate).resolve())

@@ -1,0 +1,548 @@
+"""The training loop of Lakomkin et al. (IROS 2018, III.F), for any model of the common interface.
+
+:func:`train` runs one fold: Adam (``lr`` 3e-4), gradient values clipped to ``[-clip, clip]``
+after unscaling, batches of 32 in SortaGrad order in the first epoch, ``ReduceLROnPlateau``
+(factor 0.5) and early stopping on the validation speaker's ``monitor`` metric, the weights of
+the best validation epoch kept and scored on the test speaker with :mod:`ser_robot.eval.metrics`.
+Features are computed per batch on the training device after augmentation
+(:mod:`ser_robot.train.features`) and z-normalised with the training split's statistics.
+
+Losses: ``categorical``: cross-entropy on the logits. ``dimensional``: ``mse`` (mean over
+arousal and valence of the squared error, per utterance; default, the paper names no loss) or
+``ccc`` (``1 - mean CCC`` over the two dimensions, per batch).
+
+Reproducibility: ``torch.manual_seed(seed)`` before the model is built (initial weights,
+dropout); the batch order depends on ``(seed, epoch)`` only; the augmentation generator is
+re-seeded for every batch from ``(seed, epoch, step, rank)``; checkpoints carry the torch RNG
+states. With ``deterministic: true`` the run sets, and restores afterwards,
+``torch.use_deterministic_algorithms(True, warn_only=True)`` (``warn_only``: an op without a
+deterministic kernel warns instead of stopping a long run), ``cudnn.deterministic = True``,
+``cudnn.benchmark = False`` and, on CUDA, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when unset. Same
+seed, same machine, same thread count -> the same weights, bit for bit, on the CPU (tested);
+on CUDA up to any op that warned. A run resumed from a ``last.pt`` checkpoint gives the
+result of the uninterrupted run.
+
+Mixed precision: only on CUDA (``amp``): the model's forward under ``torch.autocast`` with
+``amp_dtype`` (bf16 by default; fp16 adds a ``GradScaler``); features and losses stay float32.
+
+DDP: see :mod:`ser_robot.train.distributed` (start with ``torchrun``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import pathlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ser_robot.data.splits import Fold
+from ser_robot.eval.metrics import classification_report, regression_report
+from ser_robot.features.normalization import FeatureNormalizer
+from ser_robot.features.sets import create_extractor
+from ser_robot.train.checkpoint import (
+    FORMAT,
+    VERSION,
+    get_rng_state,
+    load_checkpoint,
+    normalizer_from_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+    to_plain,
+)
+from ser_robot.train.config import TrainConfig
+from ser_robot.train.data import (
+    DIMENSIONS,
+    SortaGradBatchSampler,
+    UtteranceDataset,
+    collate,
+    label_set,
+    shard,
+)
+from ser_robot.train.distributed import (
+    DistContext,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    cleanup,
+    init_distributed,
+)
+from ser_robot.errors import CheckpointError, TrainError
+from ser_robot.train.factory import (
+    ModelFactory,
+    check_model,
+    load_model_hparams,
+    registry_factory,
+)
+from ser_robot.train.features import BatchFeaturizer, build_augmentation, fit_normalizer
+
+__all__ = ["TrainResult", "batch_generator", "deterministic_mode", "evaluate", "train"]
+
+log = logging.getLogger(__name__)
+
+RESUMABLE_CHANGES = ("epochs", "workers", "cache", "device")
+"""Configuration keys that may differ between a checkpoint and the run that resumes it."""
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    ``model``: the best validation epoch's weights, eval mode (unwrapped from DDP);
+    ``normalizer``: the training split's statistics; ``labels``: class order; ``best_epoch``
+    (1-based) and ``best_metric`` (the ``monitor`` value); ``validation``: that epoch's report
+    (``None`` without a validation part); ``test``: report on the test part; ``history``: one
+    dict per epoch; ``stopped_early``; ``throughput``: mean training utterances per second
+    (loading, augmentation, features, forward and backward); ``out_dir``, ``best_checkpoint``,
+    ``last_checkpoint``: written files (``None`` without ``out_dir`` or off rank 0).
+    """
+
+    model: torch.nn.Module
+    normalizer: FeatureNormalizer
+    labels: tuple[str, ...]
+    best_epoch: int
+    best_metric: float
+    validation: dict[str, Any] | None
+    test: dict[str, Any]
+    history: list[dict[str, Any]]
+    stopped_early: bool
+    throughput: float
+    out_dir: pathlib.Path | None = None
+    best_checkpoint: pathlib.Path | None = None
+    last_checkpoint: pathlib.Path | None = None
+    config: TrainConfig | None = field(default=None, repr=False)
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool, device: torch.device) -> Iterator[None]:
+    """Within the block, torch's deterministic settings (see the module docstring); restored after."""
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if enabled:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
+
+
+def batch_generator(seed: int, epoch: int, step: int, rank: int = 0) -> torch.Generator:
+    """The CPU generator of one batch's augmentation, a function of ``(seed, epoch, step, rank)`` only."""
+    state = np.random.SeedSequence([seed, epoch, step, rank]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# --- losses ---------------------------------------------------------------------------------------
+
+
+def _per_example_loss(outputs: torch.Tensor, targets: torch.Tensor, head: str) -> torch.Tensor:
+    """``(batch,)`` float32: cross-entropy, or the squared error averaged over arousal and valence."""
+    if head == "categorical":
+        return F.cross_entropy(outputs.float(), targets, reduction="none")
+    return ((outputs.float() - targets.float()) ** 2).mean(dim=1)
+
+
+def ccc_loss(outputs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """``1 - mean CCC`` over the columns of ``outputs``/``targets`` ``(batch, dims)`` (a scalar)."""
+    x, y = outputs.float(), targets.float()
+    mx, my = x.mean(dim=0), y.mean(dim=0)
+    vx, vy = x.var(dim=0, unbiased=False), y.var(dim=0, unbiased=False)
+    cov = ((x - mx) * (y - my)).mean(dim=0)
+    ccc = 2 * cov / (vx + vy + (mx - my) ** 2 + eps)
+    return 1.0 - ccc.mean()
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def _autocast(config: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type == "cuda" and config.amp:
+        dtype = torch.bfloat16 if config.amp_dtype == "bf16" else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def _eval_batches(dataset: UtteranceDataset, batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(dataset)), key=lambda i: (dataset.durations[i], i))
+    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
+            context: DistContext | None = None, workers: int = 0) -> torch.Tensor:
+    """``(len(dataset), outputs)`` float32 CPU model outputs in dataset order, clean features.
+
+    Under DDP each rank predicts a shard of every batch; the outputs are gathered on all ranks.
+    """
+    context = context or DistContext()
+    net = _unwrap(model)
+    was_training = net.training
+    net.eval()
+    batches = [shard(b, context.rank, context.world_size) for b in _eval_batches(dataset, config.batch_size)]
+    batches = [b for b in batches if b]
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers)
+    indices, outputs = [], []
+    for batch in loader:
+        feats = featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))
+        with _autocast(config, context.device):
+            out = net(feats.features, feats.lengths)
+        indices.append(batch.indices)
+        outputs.append(out.float().cpu())
+    net.train(was_training)
+    local = (torch.cat(indices) if indices else torch.zeros(0, dtype=torch.int64),
+             torch.cat(outputs) if outputs else torch.zeros(0, 0))
+    parts = all_gather_objects(context, local)
+    all_indices = torch.cat([p[0] for p in parts])
+    all_outputs = torch.cat([p[1] for p in parts if p[1].numel()])
+    result = torch.empty_like(all_outputs)
+    result[all_indices] = all_outputs
+    return result
+
+
+def score(outputs: torch.Tensor, dataset: UtteranceDataset, config: TrainConfig) -> dict[str, Any]:
+    """The report of ``outputs`` ``(n, outputs)`` against ``dataset``'s targets (plain values).
+
+    Categorical: :func:`classification_report` (class names) and ``loss``; dimensional:
+    :func:`regression_report` per dimension and, over arousal and valence, the means ``mae``,
+    ``pearson_r``, ``ccc``, and ``loss``.
+    """
+    targets = dataset.targets(config.head)
+    if config.head == "dimensional" and config.dimensional_loss == "ccc":
+        loss = float(ccc_loss(outputs, targets))
+    else:
+        loss = float(_per_example_loss(outputs, targets, config.head).mean())
+    if config.head == "categorical":
+        labels = list(dataset.labels)
+        predicted = outputs.argmax(dim=1).tolist()
+        report = classification_report([labels[i] for i in targets.tolist()], [labels[i] for i in predicted],
+                                       labels)
+    else:
+        report = regression_report(targets.numpy(), outputs.numpy(), names=DIMENSIONS)
+        for metric in ("mae", "pearson_r", "ccc"):
+            report[metric] = float(np.mean([report[d][metric] for d in DIMENSIONS]))
+    report["loss"] = loss
+    report["utterances"] = len(dataset)
+    return to_plain(report)
+
+
+def evaluate(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
+             context: DistContext | None = None) -> dict[str, Any]:
+    """:func:`score` of :func:`predict` (the same on every rank)."""
+    return score(predict(model, featurizer, dataset, config, context, config.workers), dataset, config)
+
+
+def _scalars(report: Mapping[str, Any]) -> dict[str, float]:
+    """The top-level and per-dimension numbers of a report, flat (``arousal/mae``)."""
+    flat: dict[str, float] = {}
+    for key, value in report.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[key] = float(value)
+        elif isinstance(value, Mapping) and key in DIMENSIONS:
+            flat.update({f"{key}/{k}": float(v) for k, v in value.items()})
+    return flat
+
+
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def _check_resume(checkpoint: Mapping[str, Any], config: TrainConfig, fold: Fold, labels: tuple[str, ...],
+                  names: tuple[str, ...]) -> None:
+    if checkpoint.get("kind") != "last":
+        raise CheckpointError("resume needs a 'last' checkpoint (last.pt, with optimiser state), got a "
+                              f"{checkpoint.get('kind')!r} one")
+    stored = dict(checkpoint["train_config"])
+    current = config.to_dict()
+    differ = sorted(k for k in set(stored) | set(current)
+                    if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
+    if differ:
+        raise CheckpointError(f"cannot resume: the configuration differs from the checkpoint's in {differ} "
+                              f"(only {list(RESUMABLE_CHANGES)} may change)")
+    if checkpoint["fold"]["name"] != fold.name:
+        raise CheckpointError(f"cannot resume: the checkpoint trained fold {checkpoint['fold']['name']!r}, "
+                              f"this run is fold {fold.name!r}")
+    if tuple(checkpoint["labels"]) != labels:
+        raise CheckpointError(f"cannot resume: label set {checkpoint['labels']} != {list(labels)}")
+    if tuple(checkpoint["features"]["names"]) != names:
+        raise CheckpointError("cannot resume: the checkpoint's feature names differ from the extractor's")
+
+
+def _write_outputs(out_dir: pathlib.Path, config: TrainConfig, result: dict[str, Any],
+                   history: list[dict[str, Any]]) -> None:
+    import yaml
+
+    (out_dir / "train_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    (out_dir / "result.json").write_text(json.dumps(result, indent=2, allow_nan=True) + "\n", encoding="utf-8")
+    rows = [{k: v for k, v in h.items() if not isinstance(v, (dict, list))} | _prefixed(h) for h in history]
+    if rows:
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        with (out_dir / "history.csv").open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.DictWriter(stream, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _prefixed(entry: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key in ("validation", "augmented"):
+        for name, value in (entry.get(key) or {}).items():
+            out[f"{key}/{name}"] = value
+    return out
+
+
+def train(config: TrainConfig, fold: Fold, *, model_factory: ModelFactory | None = None,
+          out_dir: str | pathlib.Path | None = None, resume: str | pathlib.Path | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train ``config``'s model on ``fold.train``, select on ``fold.validation``, score on ``fold.test``.
+
+    ``model_factory``: builds the model (default: the :mod:`ser_robot.models` registry; see
+    :mod:`ser_robot.train.factory`). ``out_dir``: where rank 0 writes ``last.pt`` (every epoch,
+    resumable), ``best.pt`` (the selected weights), ``result.json``, ``history.csv`` and
+    ``train_config.yaml``. ``resume``: a ``last.pt`` to continue from (the configuration may only
+    change in ``epochs``, ``workers``, ``cache`` and ``device``). Under ``torchrun`` the run is
+    distributed (:mod:`ser_robot.train.distributed`). Without a validation part the training loss
+    drives the learning-rate schedule, nothing stops early and the last epoch is kept.
+    """
+    context = init_distributed(config.device)
+    try:
+        with deterministic_mode(config.deterministic, context.device):
+            return _train(config, fold, context, model_factory or registry_factory, out_dir, resume, progress)
+    finally:
+        cleanup(context)
+
+
+def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: ModelFactory,
+           out_dir: str | pathlib.Path | None, resume: str | pathlib.Path | None, progress: bool) -> TrainResult:
+    from tqdm import tqdm
+
+    device = context.device
+    show = progress and context.is_main
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    write = out is not None and context.is_main
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+
+    labels = label_set(fold.train)
+    datasets = {part: UtteranceDataset(getattr(fold, part), labels, config.sample_rate, config.cache)
+                for part in ("train", "validation", "test") if len(getattr(fold, part))}
+    for dataset in datasets.values():
+        dataset.check_targets(config.head)
+    if config.workers > 0:
+        for dataset in datasets.values():
+            dataset.preload(progress=show)  # workers fork with the cache
+    train_set, val_set, test_set = datasets["train"], datasets.get("validation"), datasets["test"]
+
+    extractor = create_extractor(config.feature_set)
+    if extractor.sample_rate != config.sample_rate:
+        raise TrainError(f"feature set {config.feature_set!r} needs {extractor.sample_rate} Hz audio, the "
+                         f"configuration says sample_rate {config.sample_rate}")
+    names = tuple(extractor.names)
+    checkpoint = load_checkpoint(resume) if resume is not None else None
+    if checkpoint is not None:
+        _check_resume(checkpoint, config, fold, labels, names)
+
+    # normalisation statistics: the clean training split, once
+    featurizer = BatchFeaturizer(extractor).to(device)
+    if checkpoint is not None:
+        normalizer = normalizer_from_checkpoint(checkpoint).to(device)
+    else:
+        stat_batches = _eval_batches(train_set, config.batch_size)[context.rank:: context.world_size]
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=stat_batches, collate_fn=collate,
+                                             num_workers=config.workers)
+        gather = (lambda obj: all_gather_objects(context, obj)) if context.distributed else None
+        normalizer = fit_normalizer(featurizer, loader, device, show, gather)
+    featurizer = BatchFeaturizer(extractor, normalizer, build_augmentation(config.augmentation, config.sample_rate))
+    featurizer = featurizer.to(device)
+
+    # model
+    hparams = load_model_hparams(config.model_config, config.model)
+    num_outputs = len(labels) if config.head == "categorical" else len(DIMENSIONS)
+    torch.manual_seed(config.seed)
+    model = factory(config.model, dict(hparams), num_features=len(names), num_outputs=num_outputs, head=config.head)
+    check_model(model, config.head, num_outputs, len(names))
+    model.to(device)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"]["state"])
+    net: torch.nn.Module = model
+    if context.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    mode = config.monitor_mode if val_set is not None else "min"
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=config.lr_factor,
+                                                           patience=config.lr_patience, threshold=0.0)
+    use_scaler = device.type == "cuda" and config.amp and config.amp_dtype == "fp16"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+    start_epoch, history = 0, []
+    best: dict[str, Any] = {"epoch": 0, "metric": None, "state": None, "validation": None}
+    bad_epochs, stopped = 0, False
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng"])
+        start_epoch = int(checkpoint["epoch"])
+        history = list(checkpoint["history"])
+        best = dict(checkpoint["best"])
+        bad_epochs = int(checkpoint["early_stop"]["bad_epochs"])
+        stopped = bool(checkpoint["early_stop"]["stopped"])
+
+    sampler = SortaGradBatchSampler(train_set.durations, config.batch_size, config.seed, config.sortagrad,
+                                    config.bucket_batches, rank=context.rank, world_size=context.world_size)
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=config.workers, pin_memory=device.type == "cuda",
+                                         persistent_workers=config.workers > 0)
+    monitor = config.monitor_metric if val_set is not None else "loss"
+    base = {
+        "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
+        "sample_rate": config.sample_rate, "train_config": config.to_dict(),
+        "features": {"set": config.feature_set, "names": list(names), "sample_rate": extractor.sample_rate,
+                     "normalizer": normalizer.to_dict()},
+        "fold": {"name": fold.name, "train": fold.train.speakers, "validation": fold.validation.speakers,
+                 "test": fold.test.speakers},
+    }
+
+    def model_entry(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        return {"name": config.model, "hparams": to_plain(hparams), "config": to_plain(model.config),
+                "state": {k: v.detach().cpu() for k, v in state.items()}, "head": config.head,
+                "num_outputs": num_outputs, "num_features": len(names)}
+
+    last_path = out / "last.pt" if write else None
+    best_path = out / "best.pt" if write else None
+    epoch = start_epoch
+    for epoch in range(start_epoch, config.epochs):
+        if stopped:
+            break
+        sampler.set_epoch(epoch)
+        plan = sampler.global_batches(epoch)
+        model.train()
+        started = time.perf_counter()
+        loss_sum = torch.zeros(2, dtype=torch.float64)  # sum of losses, utterances
+        applied_sum: torch.Tensor | None = None
+        aug_names: tuple[str, ...] = ()
+        bar = tqdm(loader, total=len(plan), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+                   disable=not show, leave=False)
+        for step, batch in enumerate(bar):
+            global_size = len(plan[step])
+            real = len(shard(plan[step], context.rank, context.world_size))
+            weights = torch.ones(batch.lengths.shape[0], device=device) if real else torch.zeros(1, device=device)
+            generator = batch_generator(config.seed, epoch, step, context.rank)
+            feats = featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
+                               augment=True, generator=generator)
+            targets = batch.targets(config.head).to(device)
+            with _autocast(config, device):
+                outputs = net(feats.features, feats.lengths)
+            if config.head == "dimensional" and config.dimensional_loss == "ccc":
+                loss = ccc_loss(outputs, targets) * (1.0 if real else 0.0)
+                batch_loss_sum = loss.detach() * real
+            else:
+                per_example = _per_example_loss(outputs, targets, config.head) * weights
+                loss = per_example.sum() * (context.world_size / global_size)
+                batch_loss_sum = per_example.detach().sum()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            if config.clip > 0:
+                torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += torch.tensor([float(batch_loss_sum), real], dtype=torch.float64)
+            if feats.applied.shape[1]:
+                counts = feats.applied[: real].sum(dim=0).double()
+                applied_sum = counts if applied_sum is None else applied_sum + counts
+                aug_names = feats.names
+            if show:
+                bar.set_postfix(loss=f"{float(batch_loss_sum) / max(real, 1):.4f}",
+                                lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+        bar.close()
+        loss_sum = all_reduce_sum(context, loss_sum)
+        if applied_sum is not None:
+            applied_sum = all_reduce_sum(context, applied_sum)
+        seconds = time.perf_counter() - started
+        train_loss = float(loss_sum[0] / loss_sum[1])
+        entry: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+                                 "seconds": seconds, "utterances_per_s": float(loss_sum[1]) / seconds}
+        if applied_sum is not None:
+            entry["augmented"] = {n: float(v) / float(loss_sum[1]) for n, v in zip(aug_names, applied_sum.tolist())}
+        if val_set is not None:
+            report = evaluate(net, featurizer, val_set, config, context)
+            value = float(report[monitor])
+            entry["validation"] = _scalars(report)
+        else:
+            report, value = None, train_loss
+        entry["monitor"] = value
+        scheduler.step(value)
+        improved = _improved(value, best["metric"], mode) or val_set is None
+        entry["improved"] = improved
+        if improved:
+            best = {"epoch": epoch + 1, "metric": value, "validation": report,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            bad_epochs = 0
+        else:
+            bad_epochs += 1
+        stopped = val_set is not None and config.early_stop_patience > 0 and bad_epochs >= config.early_stop_patience
+        history.append(to_plain(entry))
+        if context.is_main:
+            val_text = f", validation {monitor} {value:.4f}" if val_set is not None else ""
+            log.info("epoch %d: train loss %.4f%s, lr %.2e, %.1f utt/s%s", epoch + 1, train_loss, val_text,
+                     entry["lr"], entry["utterances_per_s"], " (best)" if improved else "")
+        if write:
+            if improved:
+                save_checkpoint(best_path, {**base, "kind": "best", "model": model_entry(best["state"]),
+                                            "epoch": epoch + 1, "best_validation": report, "history": history})
+            save_checkpoint(last_path, {
+                **base, "kind": "last", "model": model_entry(model.state_dict()), "epoch": epoch + 1,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if use_scaler else None, "rng": get_rng_state(),
+                "early_stop": {"bad_epochs": bad_epochs, "stopped": stopped}, "best": best, "history": history})
+        barrier(context)
+
+    if best["state"] is None:
+        raise TrainError(f"no epoch was trained (epochs={config.epochs}, resumed at epoch {start_epoch})")
+    model.load_state_dict(best["state"])
+    test = evaluate(model, featurizer, test_set, config, context)
+    throughputs = [h["utterances_per_s"] for h in history if h.get("epoch", 0) > start_epoch] or \
+                  [h["utterances_per_s"] for h in history]
+    result = TrainResult(
+        model=model.eval(), normalizer=normalizer, labels=labels, best_epoch=int(best["epoch"]),
+        best_metric=float(best["metric"]), validation=best["validation"], test=test, history=history,
+        stopped_early=stopped, throughput=float(np.mean(throughputs)), out_dir=out if write else None,
+        best_checkpoint=best_path, last_checkpoint=last_path, config=config)
+    if write:
+        _write_outputs(out, config, to_plain({
+            "fold": base["fold"], "labels": list(labels), "monitor": monitor, "best_epoch": result.best_epoch,
+            "best_metric": result.best_metric, "validation": result.validation, "test": test,
+            "stopped_early": stopped, "epochs_run": len(history), "throughput_utterances_per_s": result.throughput,
+            "world_size": context.world_size, "device": str(device),
+        }), history)
+    barrier(context)
+    return result
