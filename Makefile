@@ -21,6 +21,7 @@ bench: setup      ## benchmarks (ratios against a reference measured in the same
 	$(ENV) python bench/egemaps_bench.py --manifest out/synth/manifest.jsonl --out out/bench
 	$(ENV) python bench/logmel_bench.py --out out/bench
 	$(ENV) python bench/augment_bench.py --out out/bench
+	$(ENV) python bench/train_bench.py --out out/bench
 
 clean:
 	rm -rf build out .pytest_cache
