@@ -11,7 +11,7 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from ser_robot.augment.functional import AugmentationError
+from ser_robot.errors import AugmentationError
 from ser_robot.augment.transforms import (
     AddNoise,
     Augmentation,

@@ -23,6 +23,7 @@ batch first), ``apply_subset(x, lengths, labels, params, index)`` applies them t
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from ser_robot.augment import functional as AF
-from ser_robot.augment.functional import AugmentationError
+from ser_robot.errors import AugmentationError
 
 __all__ = [
     "NoiseSource",
@@ -77,7 +78,7 @@ def _check_range(name: str, low: float, high: float, lo_ok: float = -math.inf, h
         ) from None
 
 
-class Augmentation(torch.nn.Module):
+class Augmentation(torch.nn.Module, abc.ABC):
     """Base class: a random augmentation with a ``sample`` / ``apply_subset`` split.
 
     Attributes:
@@ -97,13 +98,13 @@ class Augmentation(torch.nn.Module):
     def _generator(self, generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
         return generator if generator is not None else self.generator
 
+    @abc.abstractmethod
     def sample(self, x: torch.Tensor, lengths: torch.Tensor, generator: Optional[torch.Generator]) -> Params:
         """Per-example parameters for the whole batch, each ``(batch, ...)`` on the CPU."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def apply(self, x: torch.Tensor, lengths: torch.Tensor, labels: Optional[torch.Tensor], params: Params) -> Result:
         """Apply ``params`` (already restricted to the examples of ``x``)."""
-        raise NotImplementedError
 
     def apply_subset(
         self,

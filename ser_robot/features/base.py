@@ -17,12 +17,14 @@ With this contract, :mod:`ser_robot.features.streaming` reproduces the offline o
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 __all__ = ["FrameExtractor"]
 
 
-class FrameExtractor(torch.nn.Module):
+class FrameExtractor(torch.nn.Module, abc.ABC):
     """Base class: subclasses set the attributes below in ``__init__`` and implement ``forward``."""
 
     sample_rate: int  # Hz of the input
@@ -41,6 +43,6 @@ class FrameExtractor(torch.nn.Module):
             return 0
         return 1 + (samples - self.window_length) // self.hop_length
 
-    def forward(self, samples: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def forward(self, samples: torch.Tensor) -> torch.Tensor:
         """``(batch, samples)`` float -> ``(batch, frames, num_features)``."""
-        raise NotImplementedError
