@@ -111,18 +111,18 @@ class FeatureNode(LifecycleNode):
 
     def _on_audio(self, msg: AudioFrame) -> None:
         start = time.perf_counter()
-        try:
-            samples = audio_frame_samples(msg)
-        except SerRobotError as exc:
-            self.malformed += 1
-            self.get_logger().warning(f"dropped malformed AudioFrame: {exc}", throttle_duration_sec=5.0)
-            return
         stream = msg.header.frame_id
         pipeline = self.pipelines.get(stream)
         if pipeline is None:
             pipeline = self.pipelines[stream] = self._pipeline()
-        features, vad = pipeline.push(samples, msg.sample_rate, msg.seq, time_to_seconds(msg.header.stamp),
-                                      list(msg.channel_ids))
+        try:
+            samples = audio_frame_samples(msg)
+            features, vad = pipeline.push(samples, msg.sample_rate, msg.seq, time_to_seconds(msg.header.stamp),
+                                          list(msg.channel_ids))
+        except (SerRobotError, ValueError) as exc:
+            self.malformed += 1
+            self.get_logger().warning(f"dropped malformed AudioFrame: {exc}", throttle_duration_sec=5.0)
+            return
         self._publish(stream, features, vad)
         self.processing_s += time.perf_counter() - start
         self.audio_s += samples.shape[0] / msg.sample_rate
