@@ -317,6 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=run_training)
 
+    from ser_robot.experiments.command import add_arguments as add_experiment_arguments
+    from ser_robot.experiments.command import run_from_args as run_experiment
+
+    p = sub.add_parser("experiment", help="run an experiment (all folds, arms, repetitions) and write its tables")
+    add_experiment_arguments(p)
+    p.set_defaults(func=run_experiment)
+
     p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
     p.add_argument("manifest")
     p.add_argument("--baseline", action="store_true",

@@ -20,6 +20,7 @@ __all__ = [
     "AugmentationError",
     "TrainError",
     "CheckpointError",
+    "ExperimentError",
 ]
 
 
@@ -77,3 +78,7 @@ class TrainError(SerRobotError):
 
 class CheckpointError(TrainError):
     """A checkpoint cannot be written, read, or does not match what it is loaded for."""
+
+
+class ExperimentError(SerRobotError):
+    """An experiment cannot run, resume, or rebuild its tables (the message says why and what to do)."""

@@ -253,7 +253,7 @@ class EGeMAPS(FrameExtractor):
         level = 20 * torch.log10(F.harmonic_amplitudes(magnitude, f0, numbers, self.bin_hz_long))
         band = F.formant_band_amplitude(magnitude, self.long_freqs, f0, formant_freq)
         found = band > F.EPS
-        band_level = 20 * torch.log10(band)
+        band_level = 20 * torch.log10(band.clamp_min(F.EPS))
         formant_amplitude = torch.where(found, band_level - level[:, :1], torch.zeros_like(band_level))
         h1_a3 = torch.where(found[:, 2], level[:, 1] - band_level[:, 2], torch.zeros_like(band_level[:, 2]))
         formants = torch.stack([formant_freq, formant_bw, formant_amplitude], dim=-1).flatten(-2)

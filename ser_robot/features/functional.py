@@ -430,6 +430,9 @@ def harmonic_amplitudes(
     den = a - 2 * b + c
     ok = den < -1e-9
     shift = torch.where(ok, 0.5 * (a - c) / torch.where(ok, den, -torch.ones_like(den)), torch.zeros_like(den))
+    # a true maximum lies within half a bin; a peak at the edge of the search window on a nearly
+    # straight log spectrum gives a huge shift (den ~ float32 noise) and an overflowing estimate
+    shift = shift.clamp(-0.5, 0.5)
     picked = torch.exp(b - 0.25 * (a - c) * shift)
     return picked.clamp_min(EPS)
 

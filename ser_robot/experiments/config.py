@@ -1,0 +1,419 @@
+"""Experiment configuration: ``training/experiments/<name>.yaml`` read and validated.
+
+An experiment names a corpus (and its robot twin), the noise and RIR banks that *training*
+augmentation draws from, a speaker-independent protocol, a base training configuration and its
+arms. Layout (every key is checked; unknown keys and wrong types raise
+:class:`~ser_robot.errors.ConfigError` naming the file and the key)::
+
+    name: lakomkin_table1           # results go to out/experiments/<name> unless --out is given
+    seed: 0                         # base training seed; repetition r trains with seed + r
+    cache: out/corpora              # generated corpora, robot twins and banks (reused when present)
+    corpus:
+      synth: {speakers: 10, sentences: 100, seed: 0}   # or  manifest: path/to/manifest.jsonl
+      robot: null                   # robot-twin manifest (only with manifest:); null: simulate it
+      sim_config: null              # simulator YAML (null: config/sim/icub_lab.yaml)
+      sim_seed: 0
+      noise_bank: {seed: 0, seconds_per_clip: 10.0, clips_per_category: 4}
+      rir_bank: {seed: 0, count: 64}
+    protocol:
+      validation: partner           # Lakomkin et al.: the test speaker's session partner validates
+      folds: all                    # all | a count (the first N speakers) | a list of test speakers
+      repetitions: 3
+    train:
+      config: config/train/lakomkin.yaml
+      overrides: {workers: 0}       # applied to every arm
+    tables: [table1]                # table1 (Lakomkin Table I) and/or table2 (Table II, ablation)
+    arms:
+      - name: rnn_categorical_clean
+        model: lakomkin_rnn
+        head: categorical
+        training: clean             # clean | augmented: the row of Table I
+        removed: null               # tempo | gain | noise | ir: the row of Table II (null: full)
+        overrides: {augmentation: {kind: none}}
+
+Relative input paths (manifests, YAMLs) are taken from the working directory when they exist
+there, else from the experiment file's folder, else from the repository root; output folders
+(``cache``) from the working directory. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import pathlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ser_robot.config import read_yaml_mapping
+from ser_robot.errors import ConfigError
+
+__all__ = [
+    "ABLATIONS",
+    "TABLES",
+    "TEST_SETS",
+    "TRAINING_CONDITIONS",
+    "ArmConfig",
+    "BankConfig",
+    "CorpusConfig",
+    "ExperimentConfig",
+    "ProtocolConfig",
+    "arm_train_overrides",
+    "deep_merge",
+    "load_experiment",
+]
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+TEST_SETS: tuple[str, str] = ("clean", "robot")
+"""The two test conditions of every fold: the corpus itself, and its robot re-recording."""
+TRAINING_CONDITIONS: tuple[str, str] = ("clean", "augmented")
+"""Table I's training conditions ("IEMOCAP" and "IEMOCAP + augmentation and noise")."""
+ABLATIONS: dict[str, str] = {"tempo": "p_tempo", "gain": "p_gain", "noise": "p_noise", "ir": "p_ir"}
+"""Table II's removable augmentations and the probability that removes each (set to 0)."""
+ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise": "-background noise",
+                                  "ir": "-filter impulse response"}
+"""The row names of the paper's Table II."""
+TABLES: tuple[str, str] = ("table1", "table2")
+VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
+MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN"}
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """Arguments of :func:`~ser_robot.acoustics.build_noise_bank` or :func:`~ser_robot.acoustics.build_rir_bank`."""
+
+    seed: int = 0
+    seconds_per_clip: float = 10.0  # noise bank only
+    clips_per_category: int = 4  # noise bank only
+    count: int = 64  # RIR bank only
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """The corpus: a manifest, or ``synth`` settings (``speakers``, ``sentences``, ``seed``) to generate.
+
+    ``robot``: the robot-twin manifest (``None``: simulated with ``sim_config`` and ``sim_seed``).
+    ``noise_bank``, ``rir_bank``: the banks built into the cache for training augmentation (the
+    simulator draws its held-out test clips from the same noise bank).
+    """
+
+    manifest: str | None = None
+    synth: dict[str, int] | None = None
+    robot: str | None = None
+    sim_config: str | None = None
+    sim_seed: int = 0
+    noise_bank: BankConfig = field(default_factory=BankConfig)
+    rir_bank: BankConfig = field(default_factory=BankConfig)
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """Leave-one-speaker-out: ``validation`` scheme, ``folds`` (``"all"``, a count or test speakers), ``repetitions``."""
+
+    validation: str = "partner"
+    folds: str | int | tuple[str, ...] = "all"
+    repetitions: int = 1
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One trained configuration: ``model`` and ``head``, Table I's ``training`` condition, Table II's
+    ``removed`` augmentation (``None``: none removed), and training-config ``overrides``; ``label``
+    names the model in tables (default ``RNN``/``CNN``)."""
+
+    name: str
+    model: str
+    head: str
+    training: str = "augmented"
+    removed: str | None = None
+    label: str = ""
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A validated experiment (see the module docstring); ``source``: the YAML file it came from."""
+
+    name: str
+    source: str
+    corpus: CorpusConfig
+    protocol: ProtocolConfig
+    train_config: str
+    train_overrides: dict[str, Any]
+    arms: tuple[ArmConfig, ...]
+    tables: tuple[str, ...] = ("table1",)
+    seed: int = 0
+    cache: str = "out/corpora"
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-safe), the form copied into the results folder."""
+        data = dataclasses.asdict(self)
+        data["protocol"]["folds"] = (list(self.protocol.folds) if isinstance(self.protocol.folds, tuple)
+                                     else self.protocol.folds)
+        data["arms"] = [dataclasses.asdict(a) for a in self.arms]
+        data["tables"] = list(self.tables)
+        return data
+
+    def arm(self, name: str) -> ArmConfig:
+        """The arm called ``name``; raises :class:`ConfigError` listing the arms."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise ConfigError(f"experiment {self.name!r} has no arm {name!r}; its arms are {[a.name for a in self.arms]}")
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that determines the results (not the name or description)."""
+        data = self.to_dict()
+        for key in ("name", "source", "description", "tables"):
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in (nested mappings merged key by key; copies, inputs untouched)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_input(value: str | pathlib.Path, base: pathlib.Path) -> pathlib.Path:
+    """An input path: absolute as is; else from the working directory, ``base`` or the repository root,
+    the first where it exists (the working directory's when none does)."""
+    path = pathlib.Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    for root in (pathlib.Path.cwd(), base, REPO_ROOT):
+        if (root / path).exists():
+            return (root / path).resolve()
+    return path.resolve()
+
+
+def _check_keys(where: str, data: Mapping[str, Any], known: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {data!r}")
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
+    missing = [k for k in required if data.get(k) in (None, "")]
+    if missing:
+        raise ConfigError(f"{where}: required key(s) {missing} missing")
+
+
+def _int(where: str, key: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{where}: key {key!r} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _float(where: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{where}: key {key!r} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: key {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(where: str, key: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: key {key!r} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _mapping(where: str, key: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: key {key!r} must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _bank(where: str, key: str, data: Any, kind: str) -> BankConfig:
+    data = _mapping(where, key, data)
+    name = f"{where}: {key}"
+    if kind == "noise":
+        _check_keys(name, data, ("seed", "seconds_per_clip", "clips_per_category"))
+        clips = _int(name, "clips_per_category", data.get("clips_per_category", 4), 2)
+        return BankConfig(seed=_int(name, "seed", data.get("seed", 0), 0),
+                          seconds_per_clip=_float(name, "seconds_per_clip", data.get("seconds_per_clip", 10.0)),
+                          clips_per_category=clips)
+    _check_keys(name, data, ("seed", "count"))
+    return BankConfig(seed=_int(name, "seed", data.get("seed", 0), 0), count=_int(name, "count", data.get("count", 64), 2))
+
+
+def _corpus(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
+    data = _mapping(where, "corpus", data)
+    name = f"{where}: corpus"
+    _check_keys(name, data, ("manifest", "synth", "robot", "sim_config", "sim_seed", "noise_bank", "rir_bank"))
+    if (data.get("manifest") is None) == (data.get("synth") is None):
+        raise ConfigError(f"{name}: give exactly one of 'manifest' (a corpus manifest path) or 'synth' "
+                          "({speakers, sentences, seed}: generate the synthetic corpus)")
+    manifest = synth = None
+    if data.get("manifest") is not None:
+        manifest = str(resolve_input(_str(name, "manifest", data["manifest"]), base))
+    else:
+        spec = _mapping(name, "synth", data["synth"])
+        _check_keys(f"{name}: synth", spec, ("speakers", "sentences", "seed"), ("speakers", "sentences"))
+        synth = {"speakers": _int(f"{name}: synth", "speakers", spec["speakers"], 2),
+                 "sentences": _int(f"{name}: synth", "sentences", spec["sentences"], 1),
+                 "seed": _int(f"{name}: synth", "seed", spec.get("seed", 0), 0)}
+    robot = _str(name, "robot", data.get("robot"), optional=True)
+    if robot is not None:
+        if manifest is None:
+            raise ConfigError(f"{name}: 'robot' (a twin manifest) goes with 'manifest'; a synth corpus's twin is "
+                              "simulated into the cache")
+        robot = str(resolve_input(robot, base))
+    sim_config = _str(name, "sim_config", data.get("sim_config"), optional=True)
+    if sim_config is not None:
+        sim_config = str(resolve_input(sim_config, base))
+    return CorpusConfig(manifest=manifest, synth=synth, robot=robot, sim_config=sim_config,
+                        sim_seed=_int(name, "sim_seed", data.get("sim_seed", 0), 0),
+                        noise_bank=_bank(name, "noise_bank", data.get("noise_bank"), "noise"),
+                        rir_bank=_bank(name, "rir_bank", data.get("rir_bank"), "rir"))
+
+
+def _protocol(where: str, data: Any) -> ProtocolConfig:
+    data = _mapping(where, "protocol", data)
+    name = f"{where}: protocol"
+    _check_keys(name, data, ("validation", "folds", "repetitions"))
+    folds = data.get("folds", "all")
+    if isinstance(folds, list):
+        if not folds or not all(isinstance(f, str) and f for f in folds):
+            raise ConfigError(f"{name}: key 'folds' as a list must name test speakers (strings), got {folds!r}")
+        folds = tuple(dict.fromkeys(folds))
+    elif folds != "all":
+        folds = _int(name, "folds", folds, 1) if not isinstance(folds, str) else None
+        if folds is None:
+            raise ConfigError(f"{name}: key 'folds' must be 'all', a count >= 1 or a list of test speakers, "
+                              f"got {data.get('folds')!r}")
+    return ProtocolConfig(validation=_choice(name, "validation", data.get("validation", "partner"), VALIDATIONS),
+                          folds=folds, repetitions=_int(name, "repetitions", data.get("repetitions", 1), 1))
+
+
+def _arm(where: str, index: int, data: Any) -> ArmConfig:
+    name = f"{where}: arms[{index}]"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{name} must be a mapping with name, model, head, overrides, got {data!r}")
+    _check_keys(name, data, ("name", "model", "head", "training", "removed", "label", "overrides"),
+                ("name", "model", "head"))
+    arm_name = _str(name, "name", data["name"])
+    if not all(c.isalnum() or c in "-_." for c in arm_name):
+        raise ConfigError(f"{name}: key 'name' is a folder name: letters, digits, '-', '_' or '.', got {arm_name!r}")
+    model = _str(name, "model", data["model"])
+    removed = data.get("removed")
+    if removed is not None:
+        _choice(name, "removed", removed, list(ABLATIONS))
+    return ArmConfig(name=arm_name, model=model,
+                     head=_choice(name, "head", data["head"], ("categorical", "dimensional")),
+                     training=_choice(name, "training", data.get("training", "augmented"), TRAINING_CONDITIONS),
+                     removed=removed, label=_str(name, "label", data.get("label") or MODEL_LABELS.get(model, model)),
+                     overrides=_mapping(name, "overrides", data.get("overrides")))
+
+
+def arm_train_overrides(experiment: ExperimentConfig, arm: ArmConfig, repetition: int = 0,
+                        noise_bank: str | None = None, rir_bank: str | None = None) -> dict[str, Any]:
+    """The training-config overrides of one job: the experiment's, then model/head/seed, then the arm's.
+
+    The built ``noise_bank``/``rir_bank`` (and the experiment's ``sim_config``, whose robot test
+    condition training must not see) fill the augmentation keys the configuration leaves null.
+    """
+    overrides = deep_merge(experiment.train_overrides, {"model": arm.model, "head": arm.head})
+    overrides = deep_merge(overrides, arm.overrides)
+    overrides["seed"] = int(overrides.get("seed", experiment.seed)) + repetition
+    augmentation = dict(overrides.get("augmentation") or {})
+    for key, value in (("noise_bank", noise_bank), ("rir_bank", rir_bank),
+                       ("sim_config", experiment.corpus.sim_config)):
+        if value is not None and augmentation.get(key) is None:
+            augmentation[key] = value
+    if augmentation:
+        overrides["augmentation"] = augmentation
+    return overrides
+
+
+def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) -> None:
+    """Load the arm's training configuration now, so a bad override fails before any corpus is built."""
+    from ser_robot.train.config import load_train_config
+
+    overrides = arm_train_overrides(experiment, arm)
+    try:
+        config = load_train_config(experiment.train_config, overrides)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: arm {arm.name!r}: {error}") from None
+    aug = config.augmentation
+    if arm.training == "clean" and aug.enabled:
+        raise ConfigError(f"{where}: arm {arm.name!r} says training: clean but its augmentation.kind is "
+                          f"{aug.kind!r}; add overrides: {{augmentation: {{kind: none}}}}")
+    if arm.training == "augmented" and not aug.enabled:
+        raise ConfigError(f"{where}: arm {arm.name!r} says training: augmented but its augmentation.kind is 'none'")
+    if arm.removed is not None:
+        key = ABLATIONS[arm.removed]
+        if getattr(aug, key) != 0.0:
+            raise ConfigError(f"{where}: arm {arm.name!r} says removed: {arm.removed} but augmentation.{key} is "
+                              f"{getattr(aug, key)}; add overrides: {{augmentation: {{{key}: 0}}}}")
+
+
+def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML; raises :class:`ConfigError` naming the file and key.
+
+    Each arm's training configuration is loaded too (base config plus overrides), so a wrong
+    override key fails here, before any corpus is generated or model trained.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ConfigError(f"experiment {path} not found; see training/experiments/ for examples")
+    where = str(path)
+    data = read_yaml_mapping(path, "experiment")
+    known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "arms")
+    _check_keys(where, data, known, ("corpus", "train", "arms"))
+    base = path.resolve().parent
+    train = _mapping(where, "train", data["train"])
+    _check_keys(f"{where}: train", train, ("config", "overrides"), ("config",))
+    train_config = resolve_input(_str(f"{where}: train", "config", train["config"]), base)
+    if not train_config.is_file():
+        raise ConfigError(f"{where}: train: config {train['config']!r} not found (looked in the working directory, "
+                          f"{base} and {REPO_ROOT})")
+    arms_data = data["arms"]
+    if not isinstance(arms_data, list) or not arms_data:
+        raise ConfigError(f"{where}: key 'arms' must be a non-empty list of arms, got {arms_data!r}")
+    arms = tuple(_arm(where, i, a) for i, a in enumerate(arms_data))
+    names = [a.name for a in arms]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: arm names must be unique, {duplicates} repeat")
+    tables = data.get("tables", ["table1"])
+    if isinstance(tables, str):
+        tables = [tables]
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where}: key 'tables' must be a list of {list(TABLES)}, got {tables!r}")
+    for table in tables:
+        _choice(where, "tables", table, TABLES)
+    experiment = ExperimentConfig(
+        name=_str(where, "name", data.get("name") or path.stem), source=str(path.resolve()),
+        corpus=_corpus(where, data["corpus"], base), protocol=_protocol(where, data.get("protocol")),
+        train_config=str(train_config), train_overrides=_mapping(f"{where}: train", "overrides", train.get("overrides")),
+        arms=arms, tables=tuple(dict.fromkeys(tables)), seed=_int(where, "seed", data.get("seed", 0), 0),
+        cache=_str(where, "cache", data.get("cache", "out/corpora")),
+        description=str(data.get("description") or "").strip())
+    if "table2" in experiment.tables:
+        full = [a for a in arms if a.removed is None and a.training == "augmented" and a.head == "categorical"]
+        if not full or not any(a.removed for a in arms):
+            raise ConfigError(f"{where}: table2 (the ablation) needs a categorical arm with full augmentation "
+                              "(removed: null) and at least one arm with 'removed' set")
+    for arm in arms:
+        _check_arm_config(experiment, arm, where)
+    return experiment

@@ -1,0 +1,373 @@
+"""Run an experiment: every fold x arm x repetition trained once, tested clean and on the robot twin.
+
+:func:`run_experiment` reads the experiment YAML (:func:`~ser_robot.experiments.config.load_experiment`),
+prepares the data (:func:`~ser_robot.experiments.prepare.prepare_data`), runs the jobs and
+writes the results folder (default ``out/experiments/<name>``)::
+
+    experiment.yaml                 the experiment file as given
+    experiment.resolved.json        as validated (absolute paths, defaults filled in)
+    run_info.json                   command, dates, machine, job counts
+    jobs/<arm>/rep<r>/<speaker>/    one job: train/ (checkpoints, history, train_config.yaml),
+                                    predictions_clean.csv, predictions_robot.csv, job.json (last: done)
+    runs.csv, tables.md, figures/, README.md   (ser_robot.experiments.tables.rebuild_tables)
+
+A job trains on the fold's training speakers (augmentation from the cache's noise and RIR banks,
+training clips and rooms only), selects on its validation speaker, then predicts the test
+speaker's utterances twice with the same model: clean (the corpus) and robot (the same ids in
+the twin). Jobs whose ``job.json`` exists are skipped (resumable; a job trained with another
+configuration is refused, not silently mixed in); an interrupted job continues from its
+``train/last.pt``.
+
+Parallelism: ``workers`` processes (spawned), each job with ``cpu_count // workers`` torch
+threads (at least 1); ``workers=1`` runs the jobs in this process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+import shlex
+import shutil
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ser_robot.experiments.config import (
+    ExperimentConfig,
+    arm_train_overrides,
+    load_experiment,
+)
+from ser_robot.errors import ExperimentError
+from ser_robot.experiments.prepare import PreparedData, prepare_data
+from ser_robot.experiments.report import machine_info
+from ser_robot.experiments.tables import (
+    metrics_from_predictions,
+    read_predictions,
+    rebuild_tables,
+    write_predictions,
+)
+
+__all__ = ["ExperimentResult", "JobSpec", "plan_jobs", "run_experiment", "run_job"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One training job, in plain values (it crosses to a worker process).
+
+    ``train_config``: the effective :class:`~ser_robot.train.config.TrainConfig` as a dict;
+    ``fingerprint``: hash of what determines the job's result (configuration, fold, corpus files).
+    """
+
+    arm: str
+    label: str
+    model: str
+    head: str
+    training: str
+    removed: str | None
+    repetition: int
+    seed: int
+    fold_index: int
+    fold: str
+    test_speaker: str
+    validation: str
+    manifest: str
+    robot: str
+    train_config: dict[str, Any]
+    job_dir: str
+    threads: int
+    fingerprint: str
+
+    @property
+    def done(self) -> bool:
+        """True when the job's ``job.json`` exists."""
+        return (pathlib.Path(self.job_dir) / "job.json").is_file()
+
+
+@dataclass
+class ExperimentResult:
+    """Outcome of :func:`run_experiment`: the results folder, the ``runs`` rows of ``runs.csv``, the
+    ``markdown`` of ``tables.md``, the files written, job counts and the wall-clock ``seconds``."""
+
+    out_dir: pathlib.Path
+    experiment: ExperimentConfig
+    runs: list[dict[str, Any]]
+    markdown: str
+    files: list[pathlib.Path] = field(default_factory=list)
+    jobs_run: int = 0
+    jobs_skipped: int = 0
+    seconds: float = 0.0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def _select_folds(experiment: ExperimentConfig, manifest: Any) -> list[tuple[int, Any]]:
+    """``(index in LOSO order, fold)`` of the experiment's ``protocol.folds``."""
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.errors import SplitError
+
+    protocol = experiment.protocol
+    try:
+        folds = leave_one_speaker_out(manifest, validation=protocol.validation)
+    except SplitError as error:
+        raise ExperimentError(f"experiment {experiment.name!r}: {error}") from None
+    indexed = list(enumerate(folds))
+    if protocol.folds == "all":
+        return indexed
+    if isinstance(protocol.folds, int):
+        if protocol.folds > len(folds):
+            raise ExperimentError(f"experiment {experiment.name!r}: protocol.folds is {protocol.folds} but the corpus "
+                                  f"has {len(folds)} speakers (folds)")
+        return indexed[: protocol.folds]
+    by_speaker = {fold.test.speakers[0]: (i, fold) for i, fold in indexed}
+    unknown = [s for s in protocol.folds if s not in by_speaker]
+    if unknown:
+        raise ExperimentError(f"experiment {experiment.name!r}: protocol.folds names {unknown}, not speakers of the "
+                              f"corpus; its speakers are {list(by_speaker)}")
+    return [by_speaker[s] for s in protocol.folds]
+
+
+def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pathlib.Path,
+              workers: int = 1) -> list[JobSpec]:
+    """Every job of ``experiment`` (repetition-major, then fold, then arm), configurations validated."""
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.train.config import load_train_config
+
+    manifest = read_manifest(prepared.manifest, check_files=False)
+    robot_ids = {u.id for u in read_manifest(prepared.robot, check_files=False)}
+    selected = _select_folds(experiment, manifest)
+    missing = sorted({u.id for _, fold in selected for u in fold.test} - robot_ids)
+    if missing:
+        raise ExperimentError(f"the robot twin {prepared.robot} lacks {len(missing)} test utterance(s) of the corpus, "
+                              f"e.g. {missing[:3]}; simulate it again from {prepared.manifest}")
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    corpus_key = {"manifest": str(prepared.manifest), "robot": str(prepared.robot)}
+    jobs = []
+    for repetition in range(experiment.protocol.repetitions):
+        for index, fold in selected:
+            speaker = fold.test.speakers[0]
+            for arm in experiment.arms:
+                overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
+                                                str(prepared.rir_bank))
+                config = load_train_config(experiment.train_config, overrides).to_dict()
+                key = json.dumps({"config": config, "fold": fold.name, **corpus_key}, sort_keys=True)
+                jobs.append(JobSpec(
+                    arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
+                    removed=arm.removed, repetition=repetition, seed=int(config["seed"]), fold_index=index,
+                    fold=fold.name, test_speaker=speaker, validation=experiment.protocol.validation,
+                    manifest=str(prepared.manifest), robot=str(prepared.robot), train_config=config,
+                    job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
+                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16]))
+    return jobs
+
+
+@functools.lru_cache(maxsize=4)
+def _manifest(path: str) -> Any:
+    from ser_robot.data.manifest import read_manifest
+
+    return read_manifest(path)
+
+
+def run_job(spec: JobSpec) -> dict[str, Any]:
+    """Train and test one job (in this process); writes its folder and returns the ``job.json`` content."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(spec.threads)
+    try:
+        return _run_job(spec)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_job(spec: JobSpec) -> dict[str, Any]:
+    from ser_robot.data.manifest import Manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.errors import CheckpointError
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.train.config import TrainConfig
+    from ser_robot.train.data import UtteranceDataset
+    from ser_robot.train.distributed import DistContext
+    from ser_robot.train.features import BatchFeaturizer
+    from ser_robot.train.trainer import predict, train
+
+    job_dir = pathlib.Path(spec.job_dir)
+    train_dir = job_dir / "train"
+    manifest = _manifest(spec.manifest)
+    fold = leave_one_speaker_out(manifest, validation=spec.validation, test_speakers=[spec.test_speaker])[0]
+    config = TrainConfig.from_dict(spec.train_config, where=f"job {spec.job_dir}")
+    started = time.perf_counter()
+    last = train_dir / "last.pt"
+    try:
+        result = train(config, fold, out_dir=train_dir, resume=last if last.is_file() else None, progress=False)
+    except CheckpointError as error:  # an unusable last.pt of an interrupted job: start it again
+        log.warning("job %s: cannot resume (%s); training from scratch", spec.job_dir, error)
+        shutil.rmtree(train_dir, ignore_errors=True)
+        result = train(config, fold, out_dir=train_dir, progress=False)
+    seconds = time.perf_counter() - started
+
+    robot_by_id = {u.id: u for u in _manifest(spec.robot)}
+    robot_part = Manifest([robot_by_id[u.id] for u in fold.test], labels=manifest.labels)
+    device = next(result.model.parameters()).device
+    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer)
+    featurizer = featurizer.to(device)
+    context = DistContext(device=device)
+    labels = list(result.labels)
+    metrics, nonfinite = {}, {}
+    for test, part in (("clean", fold.test), ("robot", robot_part)):
+        dataset = UtteranceDataset(part, labels, config.sample_rate, cache=False)
+        featurizer.nonfinite = 0
+        outputs = predict(result.model, featurizer, dataset, config, context, workers=0)
+        nonfinite[test] = featurizer.nonfinite
+        if featurizer.nonfinite:
+            log.warning("job %s: %d non-finite feature values in the %s test set, set to 0 (the training mean)",
+                        spec.job_dir, featurizer.nonfinite, test)
+        path = write_predictions(job_dir / f"predictions_{test}.csv", config.head, [u.id for u in part],
+                                 [u.speaker for u in part], dataset.targets(config.head).numpy(), outputs.numpy(),
+                                 labels)
+        metrics[test] = metrics_from_predictions(read_predictions(path), labels)
+    job = {**{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train_config", "job_dir", "threads")},
+           "labels": labels, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+           "stopped_early": result.stopped_early, "train_seconds": round(seconds, 2),
+           "throughput_utterances_per_s": round(result.throughput, 2), "threads": spec.threads,
+           "train_utterances": len(fold.train), "nonfinite_test_features": nonfinite, "metrics": metrics}
+    tmp = job_dir / "job.json.tmp"
+    tmp.write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(job_dir / "job.json")
+    return job
+
+
+def _finite_featurizer(base: type) -> type:
+    """A subclass of ``base`` (:class:`~ser_robot.train.features.BatchFeaturizer`) for testing: non-finite
+    normalised feature values (a log of a zero harmonic amplitude on a noisy frame gives -inf) become 0,
+    the training mean, and are counted in ``nonfinite``, instead of turning a prediction into nan."""
+    import torch
+
+    class FiniteFeaturizer(base):  # type: ignore[misc, valid-type]
+        nonfinite = 0
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            feats = super().forward(*args, **kwargs)
+            bad = ~torch.isfinite(feats.features)
+            if bool(bad.any()):
+                self.nonfinite += int(bad.sum())
+                feats = feats._replace(features=feats.features.masked_fill(bad, 0.0))
+            return feats
+
+    return FiniteFeaturizer
+
+
+def _check_finished(spec: JobSpec) -> None:
+    data = json.loads((pathlib.Path(spec.job_dir) / "job.json").read_text(encoding="utf-8"))
+    if data.get("fingerprint") != spec.fingerprint:
+        raise ExperimentError(f"job {spec.job_dir} finished with another configuration, fold or corpus than this "
+                              "experiment now asks for; delete that folder (or the whole results folder) or give "
+                              "another --out")
+
+
+def _describe(job: dict[str, Any]) -> str:
+    metrics = job["metrics"]
+    if job["head"] == "categorical":
+        text = f"macro-F1 clean {metrics['clean']['macro_f1']:.3f}, robot {metrics['robot']['macro_f1']:.3f}"
+    else:
+        text = (f"arousal MAE clean {metrics['clean']['arousal_mae']:.3f}, "
+                f"robot {metrics['robot']['arousal_mae']:.3f}")
+    return f"{job['arm']} rep{job['repetition']} test={job['test_speaker']}: {text} ({job['train_seconds']:.1f} s)"
+
+
+def _run_parallel(jobs: list[JobSpec], workers: int, bar: Any) -> None:
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending = {pool.submit(run_job, job): job for job in jobs}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                job = pending.pop(future)
+                error = future.exception()
+                if error is not None:
+                    raise ExperimentError(f"job {job.job_dir} failed: {type(error).__name__}: {error}; finished jobs "
+                                          "are kept, run the experiment again to resume") from error
+                log.info("%s", _describe(future.result()))
+                bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = None, workers: int | None = None,
+                   progress: bool = True, *, cache: str | pathlib.Path | None = None,
+                   command: str | None = None) -> ExperimentResult:
+    """Run (or resume) the experiment of YAML ``path``; returns the :class:`ExperimentResult`.
+
+    ``out``: results folder (default ``out/experiments/<name>``). ``workers``: job processes
+    (default 1: in this process). ``cache``: folder of generated corpora and banks (default: the
+    experiment's ``cache``). ``command``: the command line recorded in the README (default: the
+    equivalent ``ser-robot experiment`` call).
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    start_date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    path = pathlib.Path(path)
+    experiment = load_experiment(path)
+    workers = 1 if workers is None else int(workers)
+    if workers < 1:
+        raise ExperimentError(f"workers must be at least 1, got {workers}")
+    out_dir = pathlib.Path(out) if out is not None else pathlib.Path("out") / "experiments" / experiment.name
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if command is None:
+        command = f"ser-robot experiment {shlex.quote(str(path))} --out {shlex.quote(str(out_dir))} --workers {workers}"
+        if cache is not None:
+            command += f" --cache {shlex.quote(str(cache))}"
+    shutil.copyfile(path, out_dir / "experiment.yaml")
+    (out_dir / "experiment.resolved.json").write_text(json.dumps(experiment.to_dict(), indent=2) + "\n",
+                                                      encoding="utf-8")
+
+    prepared = prepare_data(experiment, cache, workers=workers, progress=progress)
+    jobs = plan_jobs(experiment, prepared, out_dir, workers)
+    done = [job for job in jobs if job.done]
+    for job in done:
+        _check_finished(job)
+    todo = [job for job in jobs if not job.done]
+    log.info("experiment %s: %d jobs, %d finished before, %d to run with %d worker(s)", experiment.name, len(jobs),
+             len(done), len(todo), workers)
+    bar = tqdm(total=len(jobs), initial=len(done), desc=f"experiment {experiment.name}", unit="job",
+               disable=not progress)
+    try:
+        if workers == 1 or len(todo) <= 1:
+            for job in todo:
+                try:
+                    result = run_job(job)
+                except Exception as error:
+                    raise ExperimentError(f"job {job.job_dir} failed: {type(error).__name__}: {error}; finished "
+                                          "jobs are kept, run the experiment again to resume") from error
+                log.info("%s", _describe(result))
+                bar.update()
+        else:
+            _run_parallel(todo, min(workers, len(todo)), bar)
+    finally:
+        bar.close()
+
+    seconds = time.perf_counter() - started
+    info = {"command": command, "started": start_date,
+            "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "seconds": round(seconds, 1), "workers": workers, "jobs_total": len(jobs), "jobs_run": len(todo),
+            "jobs_skipped": len(done), "machine": machine_info(), "fingerprint": experiment.fingerprint(),
+            "data": {k: str(v) for k, v in dataclasses.asdict(prepared).items()}}
+    (out_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    tables = rebuild_tables(out_dir)
+    return ExperimentResult(out_dir=out_dir, experiment=experiment, runs=tables.runs, markdown=tables.markdown,
+                            files=tables.files, jobs_run=len(todo), jobs_skipped=len(done), seconds=seconds)
