@@ -36,6 +36,10 @@ from ser_robot.experiments.tables import (
     table2_markdown,
 )
 
+# The module fixtures train every arm of the tiny experiments (about a minute each on 2 idle
+# cores); pytest-timeout counts fixture setup in the first test, so allow for a loaded machine.
+pytestmark = pytest.mark.timeout(900)
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "training" / "experiments"
 TINY1 = EXPERIMENTS / "lakomkin_table1_tiny.yaml"
