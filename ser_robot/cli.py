@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 import yaml
 
 from ser_robot.errors import SerRobotError
 
-__all__ = ["main"]
+__all__ = ["main", "standalone_main"]
 
 
 def _overrides(pairs: Sequence[str]) -> dict[str, dict]:
@@ -332,6 +332,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_describe_corpus)
     return parser
+
+
+def standalone_main(prog: str, doc: str, add_arguments: Callable[[argparse.ArgumentParser], object],
+                    run: Callable[[argparse.Namespace], int], argv: Sequence[str] | None = None) -> int:
+    """One sub-command as its own program (``python -m ser_robot.train``, for torchrun): exit status 2 on errors."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return run(args)
+    except SerRobotError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_robot.acoustics._bank import MANIFEST, read_bank_manifest
 from ser_robot.acoustics.noise import (
     CATEGORIES,
     CLIP_RMS_DBFS,
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 NOISE_BANK_VERSION = 1
 """Bumped whenever a generator changes its output: part of every cache key."""
 
-_MANIFEST = "manifest.json"
 
 NOISE_CONDITIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "unseen_scenes": (
@@ -112,22 +112,10 @@ class NoiseBank:
     @classmethod
     def load(cls, path: str | pathlib.Path) -> NoiseBank:
         """Read a bank from its folder or its ``manifest.json``; raises :class:`AcousticsError` naming what is wrong."""
-        path = pathlib.Path(path)
-        manifest = path / _MANIFEST if path.is_dir() else path
-        if not manifest.is_file():
-            raise AcousticsError(f"noise bank manifest {manifest} not found: build it with build_noise_bank") from None
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            records = [NoiseClipRecord(**record) for record in data["clips"]]
-            settings = data["settings"]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise AcousticsError(f"noise bank manifest {manifest} is malformed ({error}); rebuild it") from None
-        root = manifest.parent
-        missing = [r.file for r in records if not (root / r.file).is_file()]
-        if missing:
-            raise AcousticsError(f"noise bank {root}: {len(missing)} clip file(s) missing, e.g. {missing[0]}; "
-                                 "rebuild it with build_noise_bank") from None
-        return cls(root, records, settings, data.get("key"))
+        root, records, data = read_bank_manifest(path, "noise bank", "build_noise_bank", "clips", NoiseClipRecord)
+        if "settings" not in data:
+            raise AcousticsError(f"noise bank manifest in {root} is malformed (no settings); rebuild it")
+        return cls(root, records, data["settings"], data.get("key"))
 
     @property
     def categories(self) -> list[str]:
@@ -284,7 +272,7 @@ def build_noise_bank(out: str | pathlib.Path, seed: int = 0, seconds_per_clip: f
                 "speech_manifest": manifest_path, "speech_pool": pool_id, "exclude_speakers": excluded,
                 "sample_rate": SAMPLE_RATE, "rms_dbfs": CLIP_RMS_DBFS}
     key = _hash(settings)
-    manifest = out / _MANIFEST
+    manifest = out / MANIFEST
     old: dict[str, NoiseClipRecord] = {}
     if manifest.is_file():
         try:

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ser_robot.acoustics._bank import MANIFEST, read_bank_manifest
 from ser_robot.acoustics._dsp import SAMPLE_RATE
 from ser_robot.errors import AcousticsError
 
@@ -59,7 +60,6 @@ RIR_BANK_VERSION = 1
 SPEED_OF_SOUND = 343.0
 """m/s, pyroomacoustics' default."""
 
-_MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -209,20 +209,8 @@ class RirBank:
     @classmethod
     def load(cls, path: str | pathlib.Path) -> RirBank:
         """Read a bank from its folder or ``manifest.json``; raises :class:`AcousticsError` naming what is wrong."""
-        path = pathlib.Path(path)
-        manifest = path / _MANIFEST if path.is_dir() else path
-        if not manifest.is_file():
-            raise AcousticsError(f"RIR bank manifest {manifest} not found: build it with build_rir_bank") from None
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            records = [RirRecord(**record) for record in data["rirs"]]
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise AcousticsError(f"RIR bank manifest {manifest} is malformed ({error}); rebuild it") from None
-        missing = [r.file for r in records if not (manifest.parent / r.file).is_file()]
-        if missing:
-            raise AcousticsError(f"RIR bank {manifest.parent}: {len(missing)} file(s) missing, e.g. {missing[0]}; "
-                                 "rebuild it with build_rir_bank") from None
-        return cls(manifest.parent, records, data.get("settings", {}), data.get("key"))
+        root, records, data = read_bank_manifest(path, "RIR bank", "build_rir_bank", "rirs", RirRecord)
+        return cls(root, records, data.get("settings", {}), data.get("key"))
 
     @property
     def rooms(self) -> list[int]:
@@ -301,7 +289,7 @@ def build_rir_bank(out: str | pathlib.Path, count: int = 64, seed: int = 0,
                 "max_order_cap": int(max_order_cap), "test_fraction": float(test_fraction), "fs": SAMPLE_RATE}
     key = _hash(settings)
     old: dict[str, RirRecord] = {}
-    if (out / _MANIFEST).is_file():
+    if (out / MANIFEST).is_file():
         try:
             bank = RirBank.load(out)
             if bank.key == key:
@@ -361,7 +349,7 @@ def build_rir_bank(out: str | pathlib.Path, count: int = 64, seed: int = 0,
                                      "channels (left, right)",
                "rirs": [dataclasses.asdict(r) for r in records]}
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (_MANIFEST + ".tmp")
+    tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(out / _MANIFEST)
+    tmp.replace(out / MANIFEST)
     return RirBank.load(out)

@@ -127,6 +127,17 @@ def peak_guard(x: torch.Tensor, max_peak: float = 1.0) -> tuple[torch.Tensor, to
 # ---------------------------------------------------------------- tempo (phase vocoder)
 
 
+def _stretch_factor(x: torch.Tensor, factor: Param, sample_rate: int, what: str) -> torch.Tensor:
+    """Check ``x`` and ``sample_rate``; ``factor`` as float64 ``(batch,)`` in (0.25, 4]."""
+    _check_wave(x)
+    if sample_rate <= 0:
+        raise AugmentationError(f"sample_rate must be > 0 Hz, got {sample_rate}") from None
+    f = _param(factor, x.shape[0], x, "factor", dtype=torch.float64)
+    if bool((f <= 0.25).any()) or bool((f > 4.0).any()):
+        raise AugmentationError(f"{what} factor must lie in (0.25, 4], got {f.tolist()}") from None
+    return f
+
+
 def tempo(
     x: torch.Tensor,
     factor: Param,
@@ -168,13 +179,8 @@ def tempo(
         ``(y, out_lengths)``: ``y`` ``(batch, channels, max(out_lengths))`` zero past each
         example's length, ``out_lengths`` ``(batch,)`` int64.
     """
-    _check_wave(x)
     batch, channels, n = x.shape
-    if sample_rate <= 0:
-        raise AugmentationError(f"sample_rate must be > 0 Hz, got {sample_rate}") from None
-    f = _param(factor, batch, x, "factor", dtype=torch.float64)
-    if bool((f <= 0.25).any()) or bool((f > 4.0).any()):
-        raise AugmentationError(f"tempo factor must lie in (0.25, 4], got {f.tolist()}") from None
+    f = _stretch_factor(x, factor, sample_rate, "tempo")
     lengths = _lengths(lengths, x)
     if n_fft is None:
         n_fft = 2 ** int(round(math.log2(0.032 * sample_rate)))
@@ -254,13 +260,8 @@ def speed(
     Returns:
         ``(y, out_lengths)`` as for :func:`tempo`: ``out_lengths = round(lengths / factor)``.
     """
-    _check_wave(x)
     batch, channels, n = x.shape
-    if sample_rate <= 0:
-        raise AugmentationError(f"sample_rate must be > 0 Hz, got {sample_rate}") from None
-    f = _param(factor, batch, x, "factor", dtype=torch.float64)
-    if bool((f <= 0.25).any()) or bool((f > 4.0).any()):
-        raise AugmentationError(f"speed factor must lie in (0.25, 4], got {f.tolist()}") from None
+    f = _stretch_factor(x, factor, sample_rate, "speed")
     if not 0 < rolloff <= 1:
         raise AugmentationError(f"rolloff must lie in (0, 1], got {rolloff}") from None
     lengths = _lengths(lengths, x)

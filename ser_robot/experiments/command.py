@@ -12,11 +12,8 @@ imported only when the command runs.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from collections.abc import Sequence
 
-from ser_robot.errors import SerRobotError
 
 __all__ = ["add_arguments", "main", "run_from_args"]
 
@@ -59,11 +56,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ser_robot.experiments ...``; returns the exit status (2 on a configuration or data error)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="ser-robot experiment", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run_from_args(args)
-    except SerRobotError as error:
-        print(f"ser-robot experiment: error: {error}", file=sys.stderr)
-        return 2
+    from ser_robot.cli import standalone_main
+
+    return standalone_main("ser-robot experiment", __doc__, add_arguments, run_from_args, argv)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 from collections.abc import Sequence
 
 from ser_robot.errors import SerRobotError
@@ -77,11 +75,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ser_robot.train ...``; returns the exit status (2 on a configuration or data error)."""
-    parser = add_arguments(argparse.ArgumentParser(prog="ser-robot train", description=__doc__.split("\n\n")[0]))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run_from_args(args)
-    except SerRobotError as error:
-        print(f"ser-robot train: error: {error}", file=sys.stderr)
-        return 2
+    from ser_robot.cli import standalone_main
+
+    return standalone_main("ser-robot train", __doc__, add_arguments, run_from_args, argv)
