@@ -3,13 +3,16 @@ SHELL := /bin/bash
 ENV := source ./setup.bash &&
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo model test bench clean
 
 setup:            ## system packages, .venv, ser_robot_msgs, ser-robot command (idempotent)
 	./scripts/setup.sh
 
-demo: setup       ## speech through the virtual ears -> microphone node -> level meter + bag
+demo: setup       ## held-out synthetic speech -> virtual ears -> microphone -> features -> inference -> bag -> metrics
 	$(ENV) ser-robot demo
+
+model: setup      ## retrain the shipped default model (models/default: model.pt, MODEL_CARD.md); ~1 h on 2 CPU cores
+	$(ENV) ser-robot build-model training/default_model.yaml --out models/default --workers 2
 
 test: setup       ## the whole test suite (unit and ROS integration over real DDS)
 	$(ENV) python -m pytest test $(PYTEST_ARGS)
@@ -22,6 +25,7 @@ bench: setup      ## benchmarks (ratios against a reference measured in the same
 	$(ENV) python bench/logmel_bench.py --out out/bench
 	$(ENV) python bench/augment_bench.py --out out/bench
 	$(ENV) python bench/train_bench.py --out out/bench
+	$(ENV) python bench/pipeline_bench.py --out out/bench
 
 clean:
 	rm -rf build out .pytest_cache

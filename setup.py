@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models/default", glob("models/default/model.pt") + glob("models/default/MODEL_CARD.md")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -30,6 +31,8 @@ setup(
             "recorder_node = ser_robot.ros.recorder_node:main",
             "level_meter_node = ser_robot.ros.level_meter_node:main",
             "feature_node = ser_robot.ros.feature_node:main",
+            "corpus_player_node = ser_robot.ros.corpus_player_node:main",
+            "inference_node = ser_robot.ros.inference_node:main",
         ],
     },
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 from typing import Callable, Sequence
 
@@ -91,6 +92,24 @@ def cmd_bag_info(args: argparse.Namespace) -> int:
     from ser_robot.bag.reader import bag_info
 
     print(bag_info(args.bag).format())
+    return 0
+
+
+def cmd_evaluate_bag(args: argparse.Namespace) -> int:
+    import shlex
+
+    from ser_robot.eval.bag_eval import evaluate_bag
+    from ser_robot.eval.bag_report import summary_lines, write_bag_report
+
+    bag = pathlib.Path(args.bag)
+    out = pathlib.Path(args.out) if args.out else bag.parent / f"{bag.name}_report"
+    evaluation = evaluate_bag(bag, emotion_topic=args.emotion_topic, ground_truth_topic=args.ground_truth_topic,
+                              mode=args.mode)
+    command = shlex.join(["ser-robot", "evaluate-bag", str(bag), "--out", str(out), "--emotion-topic",
+                          args.emotion_topic, "--ground-truth-topic", args.ground_truth_topic, "--mode", args.mode])
+    report = write_bag_report(evaluation, out, command=command)
+    print("\n".join(summary_lines(evaluation)))
+    print(f"report: {report}")
     return 0
 
 
@@ -225,6 +244,22 @@ def cmd_simulate_robot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_model(args: argparse.Namespace) -> int:
+    import logging
+
+    from ser_robot.experiments.default_model import build_default_model
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    report = build_default_model(args.config, args.out, work=args.work, workers=args.workers,
+                                 progress=not args.no_progress)
+    for name, metrics in report["metrics"].items():
+        print(f"{name:6s} UAR {100 * metrics['uar']:5.1f} %  accuracy {100 * metrics['accuracy']:5.1f} %  "
+              f"macro-F1 {100 * metrics['macro_f1']:5.1f} %")
+    print(f"model: {pathlib.Path(args.out) / 'model.pt'} ({report['file_bytes'] / 1e6:.2f} MB); card: "
+          f"{pathlib.Path(args.out) / 'MODEL_CARD.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -259,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bag-info", help="summarise a bag")
     p.add_argument("bag")
     p.set_defaults(func=cmd_bag_info)
+
+    p = sub.add_parser("evaluate-bag", help="score a bag's emotion results against its ground truth (report folder)")
+    p.add_argument("bag")
+    p.add_argument("--out", default="", help="report folder (default: <bag>_report next to the bag)")
+    p.add_argument("--emotion-topic", default="emotion", help="results topic (default: emotion)")
+    p.add_argument("--ground-truth-topic", default="ground_truth", help="ground-truth topic (default: ground_truth)")
+    p.add_argument("--mode", default="auto", choices=("auto", "utterance", "window"),
+                   help="how results are aligned (default: auto, from whether the results' windows overlap)")
+    p.set_defaults(func=cmd_evaluate_bag)
 
     p = sub.add_parser("devices", help="list audio input devices")
     p.set_defaults(func=cmd_devices)
@@ -323,6 +367,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="run an experiment (all folds, arms, repetitions) and write its tables")
     add_experiment_arguments(p)
     p.set_defaults(func=run_experiment)
+
+    p = sub.add_parser("build-model", help="train the shipped default model and write its model card (make model)")
+    p.add_argument("config", nargs="?", default="training/default_model.yaml", help="model build YAML")
+    p.add_argument("--out", default="models/default", help="model folder (model.pt, MODEL_CARD.md, metrics.json)")
+    p.add_argument("--work", default=None, help="training folder (default out/model_build/<name>; resumable)")
+    p.add_argument("--workers", type=int, default=1, help="processes for corpus generation and simulation")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_build_model)
 
     p = sub.add_parser("describe-corpus", help="per-class prosodic statistics of a manifest (and a baseline)")
     p.add_argument("manifest")

@@ -169,7 +169,8 @@ FEATURES_PARAMS = (
     ParamSpec("output_topic", "features", "FeatureFrames topic the feature blocks are published on."),
     ParamSpec("vad_topic", "vad", "FeatureFrames topic of the speech probability (one column, 31.25 Hz)."),
     ParamSpec("feature_set", "egemaps", "Feature set to compute (ser_robot.features.sets).", choices=FEATURE_SETS),
-    ParamSpec("block_frames", 100, "Feature frames per published block (100 = 1 s at a 10 ms hop).", min=1,
+    ParamSpec("block_frames", 10, "Feature frames per published block (10 = 100 ms at a 10 ms hop; the extractor "
+              "runs once per block, and a divisor of the inference window and hop adds no latency).", min=1,
               max=10000),
     ParamSpec("reduction", "mean", "How the ears become one signal: mean, left, right or delay_and_sum.",
               choices=REDUCTIONS),
@@ -177,16 +178,79 @@ FEATURES_PARAMS = (
               min=-90.0, max=90.0),
     ParamSpec("ear_spacing_m", 0.18, "Distance between the two ear microphones, metres.", min=0.01, max=1.0),
     ParamSpec("vad", True, "Run Silero VAD and publish its speech probability on vad_topic."),
-    ParamSpec("vad_block_windows", 8, "VAD probabilities (32 ms each) per published block.", min=1, max=1000),
+    ParamSpec("vad_block_windows", 1, "VAD probabilities (32 ms each) per published block (the inference node "
+              "waits for them: more per block, more latency).", min=1, max=1000),
+    ParamSpec("max_frame_s", 1.0, "Longest AudioFrame accepted, seconds of audio; longer ones are dropped "
+              "(too_long).", min=0.001, max=60.0),
+    ParamSpec("max_streams", 8, "Most streams (frame_ids) processed at once; frames of further streams are "
+              "dropped (too_many_streams) until one expires.", min=1, max=1024),
+    ParamSpec("reorder_window", 16, "A seq up to this many frames behind the expected one is late or repeated: "
+              "dropped (out_of_order); further back it restarts the stream.", min=0, max=100000),
+    ParamSpec("stream_timeout_s", 10.0, "A stream silent this long is finished and forgotten, freeing its slot; "
+              "0 = never.", min=0.0, max=86400.0),
 )
 
-NODE_KINDS = ("microphone", "file_source", "recorder", "level_meter", "features")
-SOURCE_NODES = ("microphone", "file_source")
+CORPUS_PLAYER_PARAMS = (
+    ParamSpec("manifest", "", "JSON Lines manifest of the utterances to play (ser-robot synth-corpus, corpus-manifest)."),
+    ParamSpec("speakers", ["*"], "Play only these speakers' utterances; [\"*\"] = every speaker."),
+    ParamSpec("limit", 0, "Play at most this many utterances; 0 = all.", min=0, max=10_000_000),
+    ParamSpec("shuffle", True, "Play in a seeded random order (else manifest order)."),
+    ParamSpec("seed", 0, "Seed of the shuffled order.", min=0, max=2**31 - 1),
+    ParamSpec("pause_s", 1.0, "Silence between two utterances, seconds.", min=0.0, max=60.0),
+    ParamSpec("rate", 1.0, "Playback speed factor: 1 = real time, 2 = twice as fast (topic output only).",
+              min=0.01, max=1000.0),
+    ParamSpec("loop", False, "Start again after the last utterance."),
+    ParamSpec("start_delay_s", 0.5, "Wait this long after activation before the first frame.", min=0.0, max=60.0),
+    ParamSpec("output", "topic", "topic: publish AudioFrame on 'audio'; device: play on an output device (e.g. the "
+              "virtual ears) for a microphone node to capture.", choices=("topic", "device")),
+    ParamSpec("device", "", "Output device for output=device: an index or a name substring; empty = default."),
+    ParamSpec("ground_truth_topic", "ground_truth", "Emotion topic of each utterance's label, spanning the utterance."),
+    *_SOURCE_PARAMS,
+)
+
+INFERENCE_PARAMS = (
+    ParamSpec("input_topic", "features", "FeatureFrames topic to classify."),
+    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the feature node's speech probability."),
+    ParamSpec("output_topic", "emotion", "Emotion topic the results are published on."),
+    ParamSpec("model", "", "Checkpoint (ser-robot train, build-model); empty = the shipped default model."),
+    ParamSpec("device", "auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
+    ParamSpec("mode", "utterance", "utterance: one result per voice-activity segment; window: sliding windows.",
+              choices=("utterance", "window")),
+    ParamSpec("window_s", 3.0, "Window mode: analysed window, seconds.", min=0.1, max=60.0),
+    ParamSpec("hop_s", 1.0, "Window mode: time between two results, seconds.", min=0.05, max=60.0),
+    ParamSpec("vad_threshold", 0.5, "Speech when the VAD probability is at least this.", min=0.0, max=1.0),
+    ParamSpec("hangover_s", 0.3, "Utterance mode: silence that ends a segment, seconds.", min=0.0, max=10.0),
+    ParamSpec("min_speech_s", 0.3, "Utterance mode: shorter segments are dropped (clicks, coughs), seconds.",
+              min=0.0, max=10.0),
+    ParamSpec("max_utterance_s", 15.0, "Utterance mode: a segment this long is ended and a new one started, seconds.",
+              min=0.5, max=600.0),
+    ParamSpec("interim_s", 0.0, "Utterance mode: interim result period while a segment grows, seconds; 0 = none.",
+              min=0.0, max=60.0),
+    ParamSpec("min_speech_ratio", 0.2, "Window mode: a window with less speech than this fraction is speech=false.",
+              min=0.0, max=1.0),
+    ParamSpec("smoothing", 0.0, "Exponential smoothing of probabilities across results: weight of the previous "
+              "value (0 = none).", min=0.0, max=0.99),
+    ParamSpec("source_id", "", "Emotion.source_id; empty = the stream's frame_id."),
+    ParamSpec("hri_expression", True, "Also publish hri_msgs/Expression on /humans/voices/<source_id>/expression "
+              "when hri_msgs is installed."),
+    ParamSpec("max_streams", 8, "Streams (frame_ids) tracked at once; frames of further streams are dropped "
+              "and counted.", min=1, max=1024),
+    ParamSpec("stdout", False, "Print one line per final result (time, label, confidence, latency)."),
+    ParamSpec("reorder_window", 16, "A block seq up to this many behind the expected one (per stream and topic) is "
+              "late or repeated: dropped (out_of_order); further back it is a reset.", min=0, max=100000),
+    ParamSpec("stream_timeout_s", 10.0, "A stream silent this long is finished (its last results published) and "
+              "forgotten, freeing its slot; 0 = never.", min=0.0, max=86400.0),
+    ParamSpec("max_block_s", 120.0, "Longest FeatureFrames block accepted, seconds of frames; longer ones are "
+              "dropped (too_long). Keep it above the feature node's block length.", min=0.01, max=3600.0),
+)
+
+NODE_KINDS = ("microphone", "file_source", "corpus_player", "recorder", "level_meter", "features", "inference")
+SOURCE_NODES = ("microphone", "file_source", "corpus_player")
 
 RUNNER_PARAMS = (
     ParamSpec(
         "nodes",
-        ["microphone", "level_meter"],
+        ["microphone", "features", "inference"],
         "Nodes that `ser-robot run` and ser.launch.py start, in order.",
         choices=NODE_KINDS,
     ),
@@ -199,6 +263,8 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "recorder": RECORDER_PARAMS,
     "level_meter": LEVEL_METER_PARAMS,
     "features": FEATURES_PARAMS,
+    "corpus_player": CORPUS_PLAYER_PARAMS,
+    "inference": INFERENCE_PARAMS,
 }
 
 
@@ -306,7 +372,8 @@ def load_config(
         raise ConfigError(f"{path}: {exc}") from None
     runner = params.get("runner") or validate_node_params("runner", {})
     nodes = list(runner["nodes"])
-    sources = [n for n in nodes if n in SOURCE_NODES]
+    sources = [n for n in nodes if n in SOURCE_NODES
+               and not (n == "corpus_player" and params.get(n, {}).get("output") == "device")]
     if len(sources) > 1:
         raise ConfigError(
             f"{path}: runner.nodes lists {' and '.join(sources)}; start at most one audio source "

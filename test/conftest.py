@@ -52,3 +52,36 @@ def write_stereo_tones(path: pathlib.Path, seconds: float = 2.0, rate: int = 480
     samples = np.stack([a * np.sin(2 * np.pi * f * t) for f, a in zip(freqs, amps)], axis=1)
     soundfile.write(str(path), samples.astype(np.float32), rate, subtype="PCM_16")
     return samples
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> pathlib.Path:
+    """Manifest of a 4-voice x 2-sentence synthetic corpus (32 utterances, 2 sessions)."""
+    from ser_robot.data.synth.corpus import generate_corpus
+
+    out = tmp_path_factory.mktemp("tiny_corpus")
+    generate_corpus(out, speakers=4, sentences=2, seed=0, workers=1, progress=False)
+    return out / "manifest.jsonl"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_corpus, tmp_path_factory):
+    """``tiny_checkpoint(model, feature_set)``: a best.pt trained 1 epoch on the tiny corpus (cached per session)."""
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.train.config import load_train_config
+    from ser_robot.train.trainer import train
+
+    made: dict[tuple[str, str], pathlib.Path] = {}
+
+    def make(model: str = "lakomkin_rnn", feature_set: str = "egemaps") -> pathlib.Path:
+        if (model, feature_set) not in made:
+            out = tmp_path_factory.mktemp(f"{model}_{feature_set}")
+            config = load_train_config(ROOT / "config/train/lakomkin.yaml", {
+                "model": model, "feature_set": feature_set, "epochs": 1, "workers": 0, "batch_size": 8,
+                "augmentation": {"kind": "none"}})
+            fold = leave_one_speaker_out(read_manifest(tiny_corpus))[0]
+            made[(model, feature_set)] = train(config, fold, out_dir=out, progress=False).best_checkpoint
+        return made[(model, feature_set)]
+
+    return make

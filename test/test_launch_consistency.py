@@ -25,3 +25,15 @@ def test_runner_knows_every_node_kind():
 
     assert set(NODE_CLASSES) == set(NODE_KINDS)
     assert node_class("level_meter").KIND == "level_meter"
+
+
+def test_replay_launch_starts_installed_executables_of_known_kinds():
+    tree = ast.parse((ROOT / "launch" / "replay.launch.py").read_text())
+    executables = next(
+        ast.literal_eval(node.value) for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "executables"
+    )
+    assert set(executables) <= set(NODE_KINDS)
+    setup = (ROOT / "setup.py").read_text()
+    for kind, executable in executables.items():
+        assert f"{executable} = ser_robot.ros.{executable}:main" in setup, kind

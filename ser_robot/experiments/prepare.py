@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from ser_robot.experiments.config import ExperimentConfig
+from ser_robot.experiments.config import CorpusConfig, ExperimentConfig
 
-__all__ = ["PreparedData", "prepare_data"]
+__all__ = ["PreparedData", "prepare_corpus", "prepare_data"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,16 @@ def prepare_data(experiment: ExperimentConfig, cache: str | pathlib.Path | None 
     ``cache``: folder (default: the experiment's ``cache``, relative to the working directory).
     ``workers``: processes for corpus generation and simulation.
     """
+    return prepare_corpus(experiment.corpus, cache if cache is not None else experiment.cache, workers, progress)
+
+
+def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int = 1,
+                   progress: bool = True) -> PreparedData:
+    """Generate (or reuse) ``corpus``, its noise bank, RIR bank and robot twin in the ``cache`` folder."""
     from ser_robot.acoustics import build_noise_bank, build_rir_bank
     from ser_robot.sim import simulate_robot
 
-    corpus = experiment.corpus
-    root = pathlib.Path(cache if cache is not None else experiment.cache).expanduser().resolve()
+    root = pathlib.Path(cache).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     noise = corpus.noise_bank
     noise_dir = root / f"noise_bank_s{noise.seed}_{noise.clips_per_category}x{_number(noise.seconds_per_clip)}s"

@@ -55,7 +55,7 @@ from ser_robot.experiments.tables import (
     write_predictions,
 )
 
-__all__ = ["ExperimentResult", "JobSpec", "plan_jobs", "run_experiment", "run_job"]
+__all__ = ["ExperimentResult", "JobSpec", "plan_jobs", "run_experiment", "run_job", "test_clean_and_robot"]
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +192,10 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
 
 
 def _run_job(spec: JobSpec) -> dict[str, Any]:
-    from ser_robot.data.manifest import Manifest
     from ser_robot.data.splits import leave_one_speaker_out
     from ser_robot.errors import CheckpointError
-    from ser_robot.features.sets import create_extractor
     from ser_robot.train.config import TrainConfig
-    from ser_robot.train.data import UtteranceDataset
-    from ser_robot.train.distributed import DistContext
-    from ser_robot.train.features import BatchFeaturizer
-    from ser_robot.train.trainer import predict, train
+    from ser_robot.train.trainer import train
 
     job_dir = pathlib.Path(spec.job_dir)
     train_dir = job_dir / "train"
@@ -217,28 +212,10 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
         result = train(config, fold, out_dir=train_dir, progress=False)
     seconds = time.perf_counter() - started
 
-    robot_by_id = {u.id: u for u in _manifest(spec.robot)}
-    robot_part = Manifest([robot_by_id[u.id] for u in fold.test], labels=manifest.labels)
-    device = next(result.model.parameters()).device
-    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer)
-    featurizer = featurizer.to(device)
-    context = DistContext(device=device)
-    labels = list(result.labels)
-    metrics, nonfinite = {}, {}
-    for test, part in (("clean", fold.test), ("robot", robot_part)):
-        dataset = UtteranceDataset(part, labels, config.sample_rate, cache=False)
-        featurizer.nonfinite = 0
-        outputs = predict(result.model, featurizer, dataset, config, context, workers=0)
-        nonfinite[test] = featurizer.nonfinite
-        if featurizer.nonfinite:
-            log.warning("job %s: %d non-finite feature values in the %s test set, set to 0 (the training mean)",
-                        spec.job_dir, featurizer.nonfinite, test)
-        path = write_predictions(job_dir / f"predictions_{test}.csv", config.head, [u.id for u in part],
-                                 [u.speaker for u in part], dataset.targets(config.head).numpy(), outputs.numpy(),
-                                 labels)
-        metrics[test] = metrics_from_predictions(read_predictions(path), labels)
+    metrics, nonfinite = test_clean_and_robot(result, config, fold.test, _manifest(spec.robot), job_dir,
+                                              where=f"job {spec.job_dir}")
     job = {**{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train_config", "job_dir", "threads")},
-           "labels": labels, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+           "labels": list(result.labels), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "stopped_early": result.stopped_early, "train_seconds": round(seconds, 2),
            "throughput_utterances_per_s": round(result.throughput, 2), "threads": spec.threads,
            "train_utterances": len(fold.train), "nonfinite_test_features": nonfinite, "metrics": metrics}
@@ -246,6 +223,47 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
     tmp.write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
     tmp.replace(job_dir / "job.json")
     return job
+
+
+def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_dir: pathlib.Path,
+                         where: str = "") -> tuple[dict[str, Any], dict[str, int]]:
+    """Score a trained ``result`` on the ``test`` manifest (clean) and on the same ids in the ``robot`` twin.
+
+    Writes ``predictions_clean.csv`` and ``predictions_robot.csv`` into ``out_dir``; returns
+    ``(metrics per test set, non-finite feature values zeroed per test set)``.
+    """
+    from ser_robot.data.manifest import Manifest
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.train.data import UtteranceDataset
+    from ser_robot.train.distributed import DistContext
+    from ser_robot.train.features import BatchFeaturizer
+    from ser_robot.train.trainer import predict
+
+    robot_by_id = {u.id: u for u in robot}
+    missing = [u.id for u in test if u.id not in robot_by_id]
+    if missing:
+        raise ExperimentError(f"{where}: the robot twin lacks {len(missing)} test utterances (e.g. {missing[0]}); "
+                              "simulate it from the same corpus")
+    robot_part = Manifest([robot_by_id[u.id] for u in test], labels=test.labels)
+    device = next(result.model.parameters()).device
+    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer)
+    featurizer = featurizer.to(device)
+    context = DistContext(device=device)
+    labels = list(result.labels)
+    metrics, nonfinite = {}, {}
+    for name, part in (("clean", test), ("robot", robot_part)):
+        dataset = UtteranceDataset(part, labels, config.sample_rate, cache=False)
+        featurizer.nonfinite = 0
+        outputs = predict(result.model, featurizer, dataset, config, context, workers=0)
+        nonfinite[name] = featurizer.nonfinite
+        if featurizer.nonfinite:
+            log.warning("%s: %d non-finite feature values in the %s test set, set to 0 (the training mean)",
+                        where, featurizer.nonfinite, name)
+        path = write_predictions(out_dir / f"predictions_{name}.csv", config.head, [u.id for u in part],
+                                 [u.speaker for u in part], dataset.targets(config.head).numpy(), outputs.numpy(),
+                                 labels)
+        metrics[name] = metrics_from_predictions(read_predictions(path), labels)
+    return metrics, nonfinite
 
 
 def _finite_featurizer(base: type) -> type:

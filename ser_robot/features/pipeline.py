@@ -7,14 +7,36 @@ optionally through Silero VAD; frames are grouped into blocks of ``block_frames`
 
 Timing: the stream's time origin is the stamp of the first chunk after a (re)start; frame ``i``
 starts ``i * hop / rate`` seconds after it, VAD window ``k`` ``k * 512 / 16000`` seconds after
-it. A ``seq`` gap, a ``seq`` that goes back, or a change of rate or channel count ends the
-stream: what is pending is flushed as a last (shorter) block, and the next chunk starts a new
-stream. Everything here is plain Python (no ROS): the feature node is a thin adapter.
+it. Everything here is plain Python (no ROS): the feature node is a thin adapter.
+
+What a chunk does to the stream (``seq`` is the source's per-chunk counter, ``next`` the one
+expected after the last accepted chunk; :attr:`FeaturePipeline.last_event` tells which applied):
+
+- ``started``: the first chunk, or the first after :meth:`FeaturePipeline.finish`;
+- ``continued``: ``seq == next`` at the stream's rate and channel count;
+- ``out_of_order``: ``next - reorder_window <= seq < next`` and ``seq != 0``: a late or
+  repeated chunk. It is dropped and counted; the stream goes on untouched (a duplicate must not
+  cut the stream, and its samples are already in, or given up);
+- ``format_change``: the rate or channel count differs (a chunk that is not late);
+- ``seq_reset``: ``seq == 0`` (the source restarted), ``seq`` further back than
+  ``reorder_window`` (a restarted source that does not count from 0), or a jump forward by
+  more than ``MAX_SEQ_JUMP`` chunks (not a plausible loss);
+- ``seq_gap``: ``next < seq <= next + MAX_SEQ_JUMP``: chunks were lost; ``samples_lost`` grows
+  by the gap times the last chunk's length.
+
+The last three end the stream: what is pending is flushed as a last (shorter) block, and the
+chunk starts a new stream at its own stamp. A chunk the pipeline cannot use at all (not
+``(frames, channels)``, no channel, NaN/Inf, a rate outside ``MIN_SAMPLE_RATE`` ..
+``MAX_SAMPLE_RATE`` or one whose resampling ratio to the extractor's rate needs too long a
+filter, see :meth:`FeaturePipeline.supports_rate`) raises
+:class:`~ser_robot.errors.AudioFormatError` before it touches the stream.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
@@ -22,10 +44,31 @@ import torch
 
 from ser_robot.audio.channels import ChannelReducer
 from ser_robot.audio.resample import StreamingResampler
+from ser_robot.errors import AudioFormatError
 from ser_robot.features.base import FrameExtractor
 from ser_robot.features.streaming import StreamingExtractor
 
-__all__ = ["FeatureBlock", "PipelineCounters", "FeaturePipeline"]
+__all__ = ["FeatureBlock", "PipelineCounters", "FeaturePipeline", "supported_rate", "EVENTS", "MIN_SAMPLE_RATE",
+           "MAX_SAMPLE_RATE", "MAX_RATIO_TERM", "MAX_SEQ_JUMP"]
+
+MIN_SAMPLE_RATE = 4000  # Hz (the same range as ser_robot.ros.conversions checks AudioFrames against)
+MAX_SAMPLE_RATE = 384000  # Hz
+# Largest numerator or denominator of the reduced ratio extractor rate / input rate. The
+# resampling filter has 64 taps per unit of it: 640 (11.025 kHz to 16 kHz: 640/441) builds in a
+# few ms; an odd rate such as 383999 Hz would need 24 million taps and seconds of CPU per restart.
+MAX_RATIO_TERM = 640
+MAX_SEQ_JUMP = 1_000_000  # chunks; a longer jump forward is a reset, not a loss (2.8 h of 10 ms chunks)
+EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap")
+_RESAMPLER_CACHE = 4  # resamplers (filters) kept per pipeline, by input rate
+
+
+def supported_rate(sample_rate: int, target_rate: int) -> bool:
+    """Whether ``sample_rate`` Hz is in ``MIN_SAMPLE_RATE`` .. ``MAX_SAMPLE_RATE`` and resamples to ``target_rate`` Hz
+    with a reduced ratio whose terms are at most ``MAX_RATIO_TERM``."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        return False
+    ratio = Fraction(int(target_rate), int(sample_rate))
+    return max(ratio.numerator, ratio.denominator) <= MAX_RATIO_TERM
 
 
 @dataclass(frozen=True)
@@ -39,10 +82,15 @@ class FeatureBlock:
 
 @dataclass
 class PipelineCounters:
-    chunks: int = 0
+    """What the pipeline saw; ``restarts`` = first starts + ``seq_gaps`` + ``seq_resets`` + ``format_changes``."""
+
+    chunks: int = 0  # chunks accepted (every push but the out_of_order ones)
     seq_gaps: int = 0
     samples_lost: int = 0  # estimated from the gap sizes, at the input rate
     restarts: int = 0  # streams started (the first one included)
+    seq_resets: int = 0
+    format_changes: int = 0
+    out_of_order: int = 0  # late or repeated chunks dropped
     frames: int = 0
     vad_windows: int = 0
 
@@ -60,6 +108,8 @@ class _Stream:
     pending_start: int = 0  # frame index of the first pending frame
     vad_pending: list[np.ndarray] = field(default_factory=list)
     vad_start: int = 0
+    unextracted: list[np.ndarray] = field(default_factory=list)  # mono samples not yet given to the extractor
+    samples: int = 0  # mono samples received since the stream's start, at the extractor's rate
 
 
 class FeaturePipeline:
@@ -67,9 +117,13 @@ class FeaturePipeline:
 
     def __init__(self, extractor: FrameExtractor, block_frames: int = 100, reduction: str = "mean",
                  azimuth_deg: float = 0.0, ear_spacing_m: float = 0.18, vad: bool = False,
-                 vad_block_windows: int = 16):
+                 vad_block_windows: int = 16, reorder_window: int = 16):
+        """``reorder_window``: how many chunks back a ``seq`` counts as late (dropped), not as a reset."""
         if block_frames < 1 or vad_block_windows < 1:
             raise ValueError("block_frames and vad_block_windows must be >= 1")
+        if reorder_window < 0:
+            raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
+        self.reorder_window = reorder_window
         self.extractor = extractor.eval()
         self.streaming = StreamingExtractor(self.extractor)
         self.block_frames = block_frames
@@ -85,30 +139,56 @@ class FeaturePipeline:
             self.vad = SileroVad()
         self.vad_block_windows = vad_block_windows
         self.counters = PipelineCounters()
+        self.last_event = ""  # what the last push did: one of EVENTS
         self._stream: _Stream | None = None
+        self._resamplers: OrderedDict[int, StreamingResampler] = OrderedDict()
 
     @property
     def frame_rate(self) -> float:
         return self.extractor.sample_rate / self.extractor.hop_length
+
+    def supports_rate(self, sample_rate: int) -> bool:
+        """Whether chunks at ``sample_rate`` Hz can be used (see :func:`supported_rate`)."""
+        return supported_rate(sample_rate, int(self.extractor.sample_rate))
+
+    def check(self, samples: np.ndarray, sample_rate: int) -> None:
+        """Raise :class:`AudioFormatError` if a chunk ``(frames, channels)`` at ``sample_rate`` Hz is unusable."""
+        if samples.ndim != 2 or samples.shape[1] < 1:
+            raise AudioFormatError(f"expected (frames, channels >= 1) samples, got shape {samples.shape}")
+        if not self.supports_rate(sample_rate):
+            raise AudioFormatError(
+                f"unsupported sample rate {sample_rate} Hz: need {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz and a "
+                f"resampling ratio to {self.extractor.sample_rate} Hz with terms <= {MAX_RATIO_TERM} "
+                "(any common rate: 8, 11.025, 16, 22.05, 32, 44.1, 48, 96 kHz ...)")
+        if not np.isfinite(samples).all():
+            raise AudioFormatError("samples hold NaN or infinite values")
 
     def push(self, samples: np.ndarray, sample_rate: int, seq: int, stamp: float,
              channel_ids: Sequence[str] = ()) -> tuple[list[FeatureBlock], list[FeatureBlock]]:
         """Feed one chunk ``(frames, channels)`` float32 at ``sample_rate`` Hz with its ``seq`` and first-sample stamp (s).
 
         Returns ``(feature_blocks, vad_blocks)`` completed by this chunk (VAD blocks hold
-        ``(windows, 1)`` probabilities).
+        ``(windows, 1)`` probabilities); :attr:`last_event` says what the chunk did to the
+        stream (module docstring). Raises :class:`AudioFormatError` for an unusable chunk.
         """
+        self.check(samples, sample_rate)
         features: list[FeatureBlock] = []
         vad: list[FeatureBlock] = []
+        event = self._classify(seq, sample_rate, samples.shape[1])
+        self.last_event = event
+        if event == "out_of_order":
+            self.counters.out_of_order += 1
+            return features, vad
         stream = self._stream
-        if stream is not None and (seq != stream.next_seq or sample_rate != stream.sample_rate
-                                   or samples.shape[1] != stream.channels):
-            if seq > stream.next_seq and sample_rate == stream.sample_rate:
-                self.counters.seq_gaps += 1
-                self.counters.samples_lost += (seq - stream.next_seq) * stream.chunk_frames
+        if event == "seq_gap":
+            self.counters.seq_gaps += 1
+            self.counters.samples_lost += (seq - stream.next_seq) * stream.chunk_frames
+        elif event == "seq_reset":
+            self.counters.seq_resets += 1
+        elif event == "format_change":
+            self.counters.format_changes += 1
+        if event != "continued":
             self._end(features, vad)
-            stream = None
-        if stream is None:
             stream = self._start(sample_rate, samples.shape[1], seq, stamp)
         self.counters.chunks += 1
         stream.next_seq = seq + 1
@@ -116,6 +196,22 @@ class FeaturePipeline:
         mono = stream.resampler.push(stream.reducer(samples, channel_ids))
         self._process(mono, features, vad, final=False)
         return features, vad
+
+    def _classify(self, seq: int, sample_rate: int, channels: int) -> str:
+        """Which of ``EVENTS`` a chunk with this ``seq``, rate and channel count is (module docstring)."""
+        stream = self._stream
+        if stream is None:
+            return "started"
+        behind = stream.next_seq - seq
+        if 0 < behind <= self.reorder_window and seq != 0:
+            return "out_of_order"
+        if sample_rate != stream.sample_rate or channels != stream.channels:
+            return "format_change"
+        if behind == 0:
+            return "continued"
+        if seq == 0 or behind > 0 or -behind > MAX_SEQ_JUMP:
+            return "seq_reset"
+        return "seq_gap"
 
     def finish(self) -> tuple[list[FeatureBlock], list[FeatureBlock]]:
         """End the current stream (end of input): flush everything pending."""
@@ -132,9 +228,21 @@ class FeaturePipeline:
         self.counters.restarts += 1
         self._stream = _Stream(
             origin=stamp, sample_rate=sample_rate, channels=channels, next_seq=seq, chunk_frames=0,
-            resampler=StreamingResampler(sample_rate, self.extractor.sample_rate),
+            resampler=self._resampler(sample_rate),
             reducer=ChannelReducer(self.reduction, sample_rate, self.azimuth_deg, self.ear_spacing_m))
         return self._stream
+
+    def _resampler(self, sample_rate: int) -> StreamingResampler:
+        """A reset resampler from ``sample_rate``; the last few rates' filters are kept (rate flapping is cheap)."""
+        resampler = self._resamplers.pop(sample_rate, None)
+        if resampler is None:
+            resampler = StreamingResampler(sample_rate, self.extractor.sample_rate)
+        else:
+            resampler.reset()
+        self._resamplers[sample_rate] = resampler
+        while len(self._resamplers) > _RESAMPLER_CACHE:
+            self._resamplers.popitem(last=False)
+        return resampler
 
     def _end(self, features: list[FeatureBlock], vad: list[FeatureBlock]) -> None:
         if self._stream is None:
@@ -142,9 +250,24 @@ class FeaturePipeline:
         self._process(self._stream.resampler.flush(), features, vad, final=True)
         self._stream = None
 
+    def _samples_for_next_block(self, stream: _Stream) -> int:
+        """Samples the extractor needs before the current block's last frame is final (frame ``i`` is
+        final once frame ``i + context[1]`` exists, which needs ``(i + context[1]) * hop + window`` samples)."""
+        x = self.extractor
+        emitted = stream.pending_start + sum(len(rows) for rows in stream.pending)
+        last = (emitted // self.block_frames + 1) * self.block_frames - 1
+        return (last + x.context[1]) * x.hop_length + x.window_length
+
     def _process(self, mono: np.ndarray, features: list[FeatureBlock], vad: list[FeatureBlock], final: bool) -> None:
         stream = self._stream
-        frames = self.streaming.push(torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32)))
+        # The extractor recomputes its context on every call: feed it only when a whole block can
+        # come out (same frames, same block timing, a fraction of the work of 10 ms pushes).
+        stream.unextracted.append(np.ascontiguousarray(mono, dtype=np.float32))
+        stream.samples += len(mono)
+        frames = torch.zeros(0, self.extractor.num_features)
+        if final or stream.samples >= self._samples_for_next_block(stream):
+            frames = self.streaming.push(torch.from_numpy(np.concatenate(stream.unextracted)))
+            stream.unextracted.clear()
         if final:
             frames = torch.cat([frames, self.streaming.flush()])
         if len(frames):

@@ -1,79 +1,141 @@
-"""``ser-robot demo``: speech through the virtual ears, captured, metered and recorded over DDS.
+"""``ser-robot demo`` (``make demo``): held-out speakers through the whole live pipeline, then scored.
 
-Two different sentences (one per ear) are synthesised with espeak-ng, played into the
-PulseAudio virtual two-ear device, captured by the microphone node, metered once per second by
-the level-meter node (levels per ear, frames, sequence gaps) and recorded to an MCAP bag by the
-recorder node, all in one process (see :mod:`ser_robot.ros.runner`). Then the bag is summarised.
+1. The shipped default model (``models/default/model.pt``) names the speakers it never trained
+   on (its held-out fold); a few of their sentences are synthesised with the same voices
+   (``out/demo/heldout``, the synthetic corpus' rules).
+2. One ``ser-robot run`` in this process, over real DDS: the corpus player plays them with
+   pauses into the PulseAudio virtual two-ear device, where the microphone node captures them
+   (when PulseAudio is not available: the corpus player publishes the audio itself) -> feature
+   node -> inference node (one printed line per emotion: time, label, confidence, latency) ->
+   recorder (MCAP bag with audio, features, VAD, emotions, ground truth and diagnostics).
+3. ``evaluate-bag`` of that bag: metrics printed, report folder written next to it.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import pathlib
+import shlex
+import subprocess
+import sys
+import time
 
-import numpy as np
-
-from ser_robot.audio.virtual_ears import VirtualEars
-from ser_robot.bag.reader import bag_info
 from ser_robot.config import RunConfig, validate_node_params
-from ser_robot.data.tts import espeak_ng
-from ser_robot.ros.runner import NodeSet, run
+from ser_robot.errors import CheckpointError
+from ser_robot.ros.runner import run
 
-__all__ = ["make_stereo_speech", "run_demo"]
+__all__ = ["run_demo"]
 
-LEFT = ("en-us+m3", "The robot hears a voice on its left side and records every word of it.")
-RIGHT = ("en-gb+f2", "On the right, another speaker answers calmly, a little later and a little quieter.")
-
-
-def make_stereo_speech(path: pathlib.Path, sample_rate: int = 48000) -> float:
-    """Write a stereo WAV with a different sentence in each ear; return its duration in s."""
-    import soundfile
-    from scipy.signal import resample_poly
-
-    ears = []
-    for (voice, text), delay_s, gain in ((LEFT, 0.3, 0.7), (RIGHT, 1.2, 0.4)):
-        speech, rate = espeak_ng(text, voice=voice)
-        speech = resample_poly(speech, sample_rate, rate).astype(np.float32)
-        ears.append(np.concatenate([np.zeros(int(delay_s * sample_rate), np.float32), gain * speech]))
-    length = max(len(e) for e in ears) + sample_rate // 2
-    stereo = np.zeros((length, 2), np.float32)
-    for channel, ear in enumerate(ears):
-        stereo[: len(ear), channel] = ear
-    soundfile.write(str(path), stereo, sample_rate, subtype="PCM_16")
-    return length / sample_rate
+RECORDED = ["audio", "features", "vad", "emotion", "ground_truth", "diagnostics"]
+PAUSE_S = 1.0  # silence between utterances, s
+START_DELAY_S = 3.0  # after activation, before the first utterance, s (DDS discovery between processes)
 
 
-def run_demo(out_dir: str | pathlib.Path = "out/demo") -> int:
+def _held_out_corpus(out: pathlib.Path, sentences: int) -> tuple[pathlib.Path, list[str], str]:
+    """Synthesise ``sentences`` x 4 emotions of each held-out speaker of the default model; returns
+    ``(manifest, speakers, model path)``."""
+    from ser_robot.data.synth.corpus import generate_corpus
+    from ser_robot.data.synth.voices import VOICES
+    from ser_robot.inference.model import default_model_path
+    from ser_robot.train.checkpoint import load_checkpoint
+
+    model = default_model_path()
+    if not model.is_file():
+        raise CheckpointError(f"the default model {model} is missing: run `make model` (about an hour) or restore it "
+                              "from git")
+    speakers = list(load_checkpoint(model)["fold"]["test"])
+    manifest = out / "manifest.jsonl"
+    generate_corpus(out, speakers=len(VOICES), sentences=sentences, seed=0, workers=2, progress=False,
+                    only_speakers=speakers)
+    return manifest, speakers, str(model)
+
+
+def _virtual_ears():
+    """Started virtual ears, or None (with the reason printed) when PulseAudio is not available."""
+    from ser_robot.audio.virtual_ears import VirtualEars
+
+    try:
+        return VirtualEars().start()
+    except Exception as error:  # noqa: BLE001 - PulseAudio missing or failing: fall back to the topic
+        print(f"demo: no PulseAudio virtual ears ({error}); the corpus player publishes the audio itself", flush=True)
+        return None
+
+
+def run_demo(out_dir: str | pathlib.Path = "out/demo", sentences: int = 2) -> int:
+    """Run the demo (see the module docstring); returns the process exit code."""
+    from ser_robot.data.manifest import read_manifest
+
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-    wav, bag = out / "stereo_speech.wav", out / f"bag_{stamp}"
-    duration = make_stereo_speech(wav)
-    print(f"demo: synthesised {duration:.1f} s of stereo speech into {wav}", flush=True)
+    bag = out / f"bag_{datetime.datetime.now().strftime('%Y%m%d_%H%M%S')}"
+    manifest, speakers, model = _held_out_corpus(out / "heldout", sentences)
+    utterances = read_manifest(manifest)
+    programme_s = START_DELAY_S + sum(u.duration_s for u in utterances) + PAUSE_S * (len(utterances) + 1)
+    print(f"demo: {len(utterances)} utterances ({programme_s:.0f} s) of the held-out speakers {', '.join(speakers)}; "
+          f"model {model}", flush=True)
+
+    ears = _virtual_ears()
+    player = {"manifest": str(manifest), "pause_s": PAUSE_S, "start_delay_s": START_DELAY_S, "shuffle": True,
+              "channel_ids": ["left_ear", "right_ear"]}
     params = {
-        "runner": validate_node_params("runner", {"nodes": ["microphone", "recorder", "level_meter"]}),
-        "microphone": validate_node_params("microphone", {"device": "pulse", "sample_rate": 48000}),
-        "recorder": validate_node_params("recorder", {"output": str(bag), "topics": ["audio", "diagnostics"]}),
-        "level_meter": validate_node_params("level_meter", {"stdout": True}),
+        "inference": {"mode": "utterance", "stdout": True},
+        "recorder": {"output": str(bag), "topics": RECORDED},
     }
-    config = RunConfig(path=None, nodes=params["runner"]["nodes"], params=params)
-    started: list[NodeSet] = []
-    with VirtualEars() as ears:
-        print(f"demo: virtual ears at {ears.server}; capturing with the microphone node", flush=True)
+    if ears is None:
+        nodes = ["corpus_player", "features", "inference", "recorder"]
+        params["corpus_player"] = {**player, "output": "topic"}
+    else:
+        nodes = ["microphone", "features", "inference", "recorder"]
+        params["microphone"] = {"device": "pulse", "sample_rate": 48000}
+    params = {kind: validate_node_params(kind, values) for kind, values in params.items()}
+    params["runner"] = validate_node_params("runner", {"nodes": nodes})
+    config = RunConfig(path=None, nodes=nodes, params=params)
+    if ears is None:
+        return _finish(run(config), bag)
+    # The player runs in a process of its own: the microphone's reconnect logic may restart
+    # PortAudio, which would kill an output stream of the same process.
+    print(f"demo: playing into the virtual ears at {ears.server}; the microphone node captures them", flush=True)
+    settings = {**player, "output": "device", "device": "pulse"}
+    command = [sys.executable, "-m", "ser_robot", "run", "--set", "runner.nodes=[corpus_player]"]
+    for key, value in settings.items():
+        command += ["--set", f"corpus_player.{key}={json.dumps(value) if isinstance(value, list) else value}"]
+    processes: list[subprocess.Popen] = []
+    ended: list[float] = []
 
-        def play(nodes: NodeSet) -> None:
-            started.append(nodes)
-            ears.play(wav)
+    def start_player(_nodes) -> None:
+        processes.append(subprocess.Popen(command))
 
-        code = run(config, duration_s=duration + 1.5, on_started=play)
-    if code != 0 or not started:
-        return code or 1
-    microphone = started[0].nodes[0]
-    stats = microphone.capture.stats
-    print(
-        f"demo: microphone published {microphone.published} frames; overflows {stats.overflows}, "
-        f"queue drops {stats.queue_drops}, clock resyncs {stats.clock_resyncs}",
-        flush=True,
-    )
-    print(bag_info(bag).format(), flush=True)
+    def player_done() -> bool:  # then one hangover and a margin for the last segment's result
+        if processes and processes[0].poll() is not None and not ended:
+            ended.append(time.monotonic())
+        return bool(ended) and time.monotonic() - ended[0] > 1.0
+
+    try:
+        code = run(config, on_started=start_player, until=player_done, duration_s=programme_s + 60.0)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=10)
+        ears.stop()
+    if processes and processes[0].returncode != 0:
+        print(f"demo: the corpus player failed (exit {processes[0].returncode})", file=sys.stderr, flush=True)
+        return processes[0].returncode or 1
+    return _finish(code, bag)
+
+
+def _finish(code: int, bag: pathlib.Path) -> int:
+    """Evaluate the recorded ``bag`` and print the metrics (after a successful run)."""
+    from ser_robot.eval.bag_eval import evaluate_bag
+    from ser_robot.eval.bag_report import summary_lines, write_bag_report
+
+    if code != 0:
+        return code
+    evaluation = evaluate_bag(bag)
+    report = write_bag_report(evaluation, bag.parent / f"{bag.name}_report",
+                              command=shlex.join(["ser-robot", "evaluate-bag", str(bag)]))
+    print("demo: evaluation of the recorded bag (synthetic held-out speakers):", flush=True)
+    print("\n".join(summary_lines(evaluation)))
+    print(f"demo: report {report}", flush=True)
     return 0

@@ -1,16 +1,35 @@
 """Feature node: ``AudioFrame`` on ``audio`` -> ``FeatureFrames`` on ``features`` (and VAD on ``vad``).
 
 A thin adapter around :class:`~ser_robot.features.pipeline.FeaturePipeline`: parameters,
-QoS, message conversion and diagnostics. One pipeline per ``header.frame_id`` (stream). A
-malformed frame is counted and dropped; a ``seq`` gap ends the stream's features (the partial
-block is published) and restarts them; both show on ``diagnostics`` once a second.
+QoS, message conversion and diagnostics. One pipeline per ``header.frame_id`` (stream).
+
+Hostile or broken input never raises out of the callback, and every received frame ends in
+exactly one counter on ``diagnostics`` (once a second), so ``received = chunks + dropped``:
+
+- dropped, by reason: the checks of :func:`~ser_robot.ros.conversions.audio_frame_samples`
+  (``bad_encoding``, ``bad_channels``, ``bad_channel_ids``, ``bad_rate``, ``bad_stamp``,
+  ``bad_length``, ``empty``, ``too_long`` (``max_frame_s``), ``non_finite``, ``out_of_range``;
+  their sum is ``malformed``; ``bad_rate`` also covers rates the resampler refuses), then
+  ``too_many_streams`` (a new ``frame_id`` while ``max_streams`` streams are open: each holds
+  a pipeline and a VAD, so their number is bounded), ``out_of_order`` (a late or repeated
+  ``seq``, within ``reorder_window`` behind) and ``internal_error`` (a bug: the stream's
+  pipeline is dropped and the next frame starts it afresh);
+- accepted (``chunks``), of which those that (re)start a stream count as ``streams_started``
+  (a new ``frame_id``), ``seq_gaps``, ``seq_resets`` or ``format_changes`` (rate or channel
+  count); ``restarts`` is their sum over the streams. See :mod:`ser_robot.features.pipeline`.
+
+A stream not heard from for ``stream_timeout_s`` is finished (its last block published) and
+forgotten (``streams_expired``), which frees its slot. Warnings about dropped frames are
+throttled to one every 5 s (each names the counts so far).
 """
 
 from __future__ import annotations
 
 import array
+import dataclasses
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -18,17 +37,32 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ser_robot.errors import SerRobotError
-from ser_robot.features.pipeline import FeatureBlock, FeaturePipeline
+from ser_robot.features.pipeline import (
+    FeatureBlock,
+    FeaturePipeline,
+    PipelineCounters,
+    supported_rate,
+)
 from ser_robot.features.sets import create_extractor
-from ser_robot.ros.conversions import audio_frame_samples, seconds_to_time, time_to_seconds
-from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
+from ser_robot.ros.conversions import (
+    MALFORMED_REASONS,
+    AudioFrameRejected,
+    audio_frame_samples,
+    seconds_to_time,
+    time_to_seconds,
+)
+from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, SENSOR_DATA_QOS
 from ser_robot_msgs.msg import AudioFrame, FeatureFrames
 
-__all__ = ["FeatureNode", "block_message", "main"]
+__all__ = ["FeatureNode", "block_message", "main", "DROP_REASONS"]
 
 VAD_FEATURE_SET = "silero-vad"
+# Why a received AudioFrame was dropped (each is a diagnostics key; see the module docstring).
+DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "out_of_order", "internal_error")
+WARN_PERIOD_S = 5.0  # at most one warning about dropped frames per period, s
+_STREAM_KEYS = ("chunks", "seq_gaps", "samples_lost", "seq_resets", "format_changes", "restarts", "frames")
 
 
 def block_message(block: FeatureBlock, seq: int, frame_id: str, feature_set: str, frame_rate: float,
@@ -58,20 +92,36 @@ class FeatureNode(LifecycleNode):
         declare_parameters(self, self.KIND)
         self.pipelines: dict[str, FeaturePipeline] = {}
         self.block_seq: dict[tuple[str, str], int] = {}
-        self.malformed = 0
+        self.counts: Counter[str] = Counter()  # received, DROP_REASONS, streams_started, streams_expired
         self.published = 0
         self.processing_s = 0.0
         self.audio_s = 0.0
+        self._retired = PipelineCounters()  # counters of the streams forgotten so far
+        self._next_warning = 0.0  # time.monotonic() before which dropped frames are not logged, s
+        self._last_heard: dict[str, float] = {}  # stream -> time.monotonic() of its last usable frame, s
+        self._reported: dict[str, int] = {}  # totals at the previous report
+        self._feature_rate = 0
         self._subscription = self._timer = None
         self._features_publisher = self._vad_publisher = self._diagnostics_publisher = None
+
+    @property
+    def malformed(self) -> int:
+        """Frames dropped as malformed (the sum of ``MALFORMED_REASONS``)."""
+        return sum(self.counts[reason] for reason in MALFORMED_REASONS)
+
+    @property
+    def dropped(self) -> int:
+        """Frames dropped for any reason of ``DROP_REASONS``."""
+        return sum(self.counts[reason] for reason in DROP_REASONS)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.params = read_parameters(self, self.KIND)
-            self._pipeline()  # build one now: a bad feature set or reduction fails here, not on the first frame
+            pipeline = self._pipeline()  # build one now: a bad feature set or reduction fails here, not on a frame
         except (SerRobotError, ValueError) as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
+        self._feature_rate = int(pipeline.extractor.sample_rate)
         self._features_publisher = self.create_publisher(FeatureFrames, self.params["output_topic"], RELIABLE_QOS)
         if self.params["vad"]:
             self._vad_publisher = self.create_publisher(FeatureFrames, self.params["vad_topic"], RELIABLE_QOS)
@@ -83,7 +133,7 @@ class FeatureNode(LifecycleNode):
         return FeaturePipeline(create_extractor(p["feature_set"]), block_frames=p["block_frames"],
                                reduction=p["reduction"], azimuth_deg=p["azimuth_deg"],
                                ear_spacing_m=p["ear_spacing_m"], vad=p["vad"],
-                               vad_block_windows=p["vad_block_windows"])
+                               vad_block_windows=p["vad_block_windows"], reorder_window=p["reorder_window"])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subscription = self.create_subscription(AudioFrame, self.params["input_topic"], self._on_audio,
@@ -110,22 +160,87 @@ class FeatureNode(LifecycleNode):
             self._publish(stream, *pipeline.finish())
 
     def _on_audio(self, msg: AudioFrame) -> None:
+        """Subscription callback: never raises; the frame ends in exactly one counter (module docstring)."""
         start = time.perf_counter()
+        self.counts["received"] += 1
         stream = msg.header.frame_id
-        pipeline = self.pipelines.get(stream)
-        if pipeline is None:
-            pipeline = self.pipelines[stream] = self._pipeline()
         try:
-            samples = audio_frame_samples(msg)
+            samples = self._accept(msg, stream)
+            if samples is None:
+                return
+            pipeline = self.pipelines[stream]
             features, vad = pipeline.push(samples, msg.sample_rate, msg.seq, time_to_seconds(msg.header.stamp),
                                           list(msg.channel_ids))
-        except (SerRobotError, ValueError) as exc:
-            self.malformed += 1
-            self.get_logger().warning(f"dropped malformed AudioFrame: {exc}", throttle_duration_sec=5.0)
+            if pipeline.last_event == "out_of_order":
+                self._drop(stream, "out_of_order", f"seq {msg.seq} is late or repeated")
+                return
+            self._publish(stream, features, vad)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the node down; the stream starts afresh
+            self.counts["internal_error"] += 1
+            self.get_logger().error(f"internal error on an AudioFrame of stream {stream[:40]!r}, stream dropped: "
+                                    f"{type(exc).__name__}: {exc}", throttle_duration_sec=WARN_PERIOD_S)
+            self._forget(stream)
             return
-        self._publish(stream, features, vad)
         self.processing_s += time.perf_counter() - start
         self.audio_s += samples.shape[0] / msg.sample_rate
+
+    def _accept(self, msg: AudioFrame, stream: str) -> np.ndarray | None:
+        """The frame's samples, its stream's pipeline made if need be; ``None`` (counted, logged) if it is refused."""
+        try:
+            samples = audio_frame_samples(msg, self.params["max_frame_s"])
+            if not supported_rate(msg.sample_rate, self._feature_rate):
+                raise AudioFrameRejected("bad_rate", f"sample rate {msg.sample_rate} Hz cannot be resampled to "
+                                                     f"{self._feature_rate} Hz with a short filter; use a common rate")
+            if stream not in self.pipelines:
+                if len(self.pipelines) >= self.params["max_streams"]:
+                    raise AudioFrameRejected("too_many_streams", f"{len(self.pipelines)} streams open already "
+                                                                 f"(max_streams); new streams wait for one to expire")
+                self.pipelines[stream] = self._pipeline()
+                self.counts["streams_started"] += 1
+        except AudioFrameRejected as exc:
+            self._drop(stream, exc.reason, str(exc))
+            return None
+        self._last_heard[stream] = time.monotonic()
+        return samples
+
+    def _drop(self, stream: str, reason: str, detail: str) -> None:
+        """Count a dropped frame under ``reason`` and warn (throttled: one warning every ``WARN_PERIOD_S``)."""
+        self.counts[reason] += 1
+        now = time.monotonic()
+        if now < self._next_warning:  # rclpy's own throttle inspects the stack first: ~1 ms a call
+            return
+        self._next_warning = now + WARN_PERIOD_S
+        totals = ", ".join(f"{key} {self.counts[key]}" for key in DROP_REASONS if self.counts[key])
+        self.get_logger().warning(f"dropped AudioFrame of stream {stream[:40]!r} ({reason}): {detail} "
+                                  f"[dropped so far: {totals}]", throttle_duration_sec=WARN_PERIOD_S)
+
+    def _forget(self, stream: str) -> None:
+        """Remove a stream's pipeline (keeping its counters in the totals); its next frame starts a new one."""
+        pipeline = self.pipelines.pop(stream, None)
+        if pipeline is not None:
+            for field in dataclasses.fields(PipelineCounters):
+                setattr(self._retired, field.name,
+                        getattr(self._retired, field.name) + getattr(pipeline.counters, field.name))
+        self._last_heard.pop(stream, None)
+        for key in [key for key in self.block_seq if key[0] == stream]:
+            del self.block_seq[key]
+
+    def expire_streams(self, now: float | None = None) -> list[str]:
+        """Finish and forget the streams silent for more than ``stream_timeout_s`` (0 = never); returns them.
+
+        ``now``: ``time.monotonic()`` seconds (default: now).
+        """
+        timeout = self.params["stream_timeout_s"]
+        if timeout <= 0:
+            return []
+        now = time.monotonic() if now is None else now
+        expired = [stream for stream, heard in self._last_heard.items() if now - heard > timeout]
+        for stream in expired:
+            if stream in self.pipelines:
+                self._publish(stream, *self.pipelines[stream].finish())
+            self._forget(stream)
+            self.counts["streams_expired"] += 1
+        return expired
 
     def _publish(self, stream: str, features: list[FeatureBlock], vad: list[FeatureBlock]) -> None:
         pipeline = self.pipelines[stream]
@@ -143,17 +258,35 @@ class FeatureNode(LifecycleNode):
                     block, seq, stream, VAD_FEATURE_SET, pipeline.vad.frame_rate, ["speech_probability"]))
                 self.block_seq[(stream, "vad")] = seq + 1
 
+    def totals(self) -> dict[str, int]:
+        """Every counter of the node (the diagnostics values, without the strings): see the module docstring."""
+        values = {"received": self.counts["received"], "chunks": 0, "dropped": self.dropped,
+                  "malformed": self.malformed}
+        values.update({reason: self.counts[reason] for reason in DROP_REASONS})
+        for key in _STREAM_KEYS:
+            values[key] = getattr(self._retired, key) + sum(getattr(p.counters, key) for p in self.pipelines.values())
+        values.update(streams=len(self.pipelines), streams_started=self.counts["streams_started"],
+                      streams_expired=self.counts["streams_expired"], blocks_published=self.published)
+        return values
+
     def _report(self) -> None:
-        totals = {"chunks": 0, "seq_gaps": 0, "samples_lost": 0, "restarts": 0, "frames": 0}
-        for pipeline in self.pipelines.values():
-            for key in totals:
-                totals[key] += getattr(pipeline.counters, key)
+        """1 Hz: expire silent streams, publish the counters; the level reflects the last period."""
+        try:
+            self.expire_streams()
+        except Exception as exc:  # noqa: BLE001 - diagnostics must go on
+            self.counts["internal_error"] += 1
+            self.get_logger().error(f"internal error expiring streams: {type(exc).__name__}: {exc}",
+                                    throttle_duration_sec=5.0)
+        totals = self.totals()
+        new = {key: totals[key] - self._reported.get(key, 0) for key in totals}
+        self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
-        level = WARN if totals["seq_gaps"] or self.malformed else OK
-        message = (f"{len(self.pipelines)} stream(s), {totals['frames']} frames, {self.published} blocks, "
-                   f"gaps {totals['seq_gaps']}, malformed {self.malformed}, RTF {real_time_factor:.3f}")
-        values = {**totals, "malformed": self.malformed, "blocks_published": self.published,
-                  "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}"}
+        level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["dropped"] else OK
+        reasons = ", ".join(f"{key} {new[key]}" for key in DROP_REASONS if new[key])
+        message = (f"{totals['streams']} stream(s), {totals['frames']} frames, {self.published} blocks; last period: "
+                   f"{new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}, "
+                   f"{new['seq_gaps']} gaps, {new['restarts']} restarts; RTF {real_time_factor:.3f}")
+        values = {**totals, "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}"}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, self.params["input_topic"], values))
 
 

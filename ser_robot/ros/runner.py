@@ -28,7 +28,7 @@ from rclpy.parameter import Parameter
 from ser_robot.config import SOURCE_NODES, RunConfig
 from ser_robot.errors import SerRobotError
 
-__all__ = ["NodeSet", "NODE_CLASSES", "create_nodes", "node_class", "parameter_overrides", "run", "spin_single"]
+__all__ = ["NodeSet", "NODE_CLASSES", "check_pipeline", "create_nodes", "node_class", "parameter_overrides", "run", "spin_single"]
 
 
 NODE_CLASSES = {
@@ -37,6 +37,8 @@ NODE_CLASSES = {
     "recorder": "ser_robot.ros.recorder_node:RecorderNode",
     "level_meter": "ser_robot.ros.level_meter_node:LevelMeterNode",
     "features": "ser_robot.ros.feature_node:FeatureNode",
+    "corpus_player": "ser_robot.ros.corpus_player_node:CorpusPlayerNode",
+    "inference": "ser_robot.ros.inference_node:InferenceNode",
 }
 """Node class of each node kind of ``config/ser.yaml``, as ``module:Class`` (imported when used)."""
 
@@ -115,12 +117,14 @@ class NodeSet:
         recorders = [n for n, k in zip(self.nodes, self.kinds) if k == "recorder"]
         return bool(recorders) and all(n.finished.is_set() for n in recorders)
 
-    def stop(self, drain_s: float = 0.3) -> None:
-        """Deactivate sources, let in-flight messages arrive, then shut every node down."""
-        for index, node in enumerate(self._ordered(sources_first=True)):
+    def stop(self, drain_s: float = 0.5) -> None:
+        """Deactivate sources, then each consumer in order; after each, wait until its reliable
+        messages are acknowledged and give the receivers ``drain_s`` to handle them (a consumer
+        publishes what it still holds when it stops); then shut every node down."""
+        for node in self._ordered(sources_first=True):
             if node in self._active:
                 node.trigger_deactivate()
-            if index == 0:
+                _wait_for_acks(node, timeout_s=2.0)
                 time.sleep(drain_s)
         self._active = []
         for node in self.nodes:
@@ -132,6 +136,16 @@ class NodeSet:
                 thread.join(timeout=5.0)
         for node in self.nodes:
             node.destroy_node()
+
+
+def _wait_for_acks(node: LifecycleNode, timeout_s: float) -> None:
+    """Wait (at most ``timeout_s``) until every subscriber acknowledged ``node``'s reliable messages."""
+    from rclpy.duration import Duration
+    from rclpy.qos import ReliabilityPolicy
+
+    for publisher in node.publishers:
+        if publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
+            publisher.wait_for_all_acked(Duration(seconds=timeout_s))
 
 
 def create_nodes(config: RunConfig, namespace: str = "") -> NodeSet:
@@ -162,25 +176,36 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
+def check_pipeline(config: RunConfig) -> None:
+    """Refuse, before any node starts, an inference model trained on other features than the feature node's."""
+    if "inference" in config.nodes and "features" in config.nodes:
+        from ser_robot.inference.model import check_model_for_features
+
+        check_model_for_features(config.node_params("inference")["model"], config.node_params("features")["feature_set"])
+
+
 def run(
     config: RunConfig,
     namespace: str = "",
     duration_s: float = 0.0,
     on_started: Callable[[NodeSet], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> int:
     """Run the configured nodes until SIGINT/SIGTERM, ``duration_s`` (if > 0), the sources
-    running out (non-looping files) or the recorder finishing. Returns a process exit code."""
+    running out (non-looping files), the recorder finishing or ``until()`` returning True.
+    Returns a process exit code."""
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes: NodeSet | None = None
     try:
         with _StopOnSignal() as stop:
+            check_pipeline(config)
             nodes = create_nodes(config, namespace)
             nodes.start()
             if on_started:
                 on_started(nodes)
             deadline = time.monotonic() + duration_s if duration_s > 0 else float("inf")
             while not stop.is_set() and time.monotonic() < deadline:
-                if nodes.sources_finished() or nodes.recorders_finished():
+                if nodes.sources_finished() or nodes.recorders_finished() or (until is not None and until()):
                     break
                 stop.wait(0.05)
         return 0

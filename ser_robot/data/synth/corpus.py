@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -80,10 +81,13 @@ def generate_corpus(
     emotions: tuple[str, ...] = EMOTIONS,
     workers: int | None = None,
     progress: bool = True,
+    only_speakers: Sequence[str] | None = None,
 ) -> Manifest:
     """Generate ``speakers x sentences x len(emotions)`` utterances under ``out``; returns the manifest.
 
     ``workers``: processes (default: all CPUs). Existing files of the same ids are replaced.
+    ``only_speakers``: render only these of the ``speakers`` voices (ids such as ``s06f_rp_f1``);
+    each utterance is the same as in the full corpus.
     """
     from tqdm import tqdm
 
@@ -94,6 +98,12 @@ def generate_corpus(
         raise DataError(f"unknown class(es) {unknown or emotions!r}; the classes are {list(EMOTIONS)}")
     out = pathlib.Path(out).resolve()
     voices = select_voices(speakers)
+    if only_speakers is not None:
+        unknown = sorted(set(only_speakers) - {voice.id for voice in voices})
+        if unknown:
+            raise DataError(f"speakers {unknown} are not among the corpus' {speakers} voices "
+                            f"{[voice.id for voice in voices]}")
+        voices = [voice for voice in voices if voice.id in set(only_speakers)]
     jobs = [
         _Job(voice, index, emotion, seed, out / "wav" / voice.id / f"{voice.id}_{index:03d}_{emotion}.wav")
         for voice in voices for index in range(sentences) for emotion in emotions

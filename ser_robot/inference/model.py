@@ -1,0 +1,150 @@
+"""A trained checkpoint ready for live inference: device, stream compatibility checks, prediction.
+
+:class:`EmotionModel` wraps :func:`~ser_robot.train.checkpoint.load_model` (``weights_only=True``;
+model config, feature set and names, normalisation statistics, labels and sample rate come from
+the checkpoint) and checks, before anything runs, that a feature stream is the one the model
+was trained on: same feature set, same feature names in the same order, same frame rate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError
+
+__all__ = ["DEFAULT_MODEL", "EmotionModel", "Prediction", "check_model_for_features", "default_model_path",
+           "resolve_device"]
+
+DEFAULT_MODEL = pathlib.Path("models") / "default" / "model.pt"
+"""The shipped model (``make model``), relative to the source tree or the ROS package's share folder."""
+
+
+def default_model_path() -> pathlib.Path:
+    """``models/default/model.pt`` of the source tree, or of the installed ROS package's share folder."""
+    here = pathlib.Path(__file__).resolve().parent.parent.parent / DEFAULT_MODEL
+    if here.exists():
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return pathlib.Path(get_package_share_directory("ser_robot")) / DEFAULT_MODEL
+    except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
+        return here
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when CUDA is available, else ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here; use device auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One model output: ``probabilities`` ``(classes,)`` (empty for a dimensional model),
+    ``arousal``/``valence`` in [-1, 1] (NaN for a categorical model)."""
+
+    probabilities: np.ndarray
+    arousal: float = float("nan")
+    valence: float = float("nan")
+
+
+class EmotionModel:
+    """A checkpoint loaded for inference on ``device`` (``auto``: CUDA when present, else CPU)."""
+
+    def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto") -> None:
+        from ser_robot.features.sets import create_extractor
+        from ser_robot.train.checkpoint import load_model
+
+        self.path = pathlib.Path(path) if path else default_model_path()
+        if not self.path.is_file():
+            hint = " (build it with `make model`)" if not path else ""
+            raise CheckpointError(f"model checkpoint {self.path} not found{hint}")
+        self.device = resolve_device(device)
+        model, normalizer, checkpoint = load_model(self.path, map_location="cpu")
+        self.model = model.to(self.device).eval()
+        self.normalizer = normalizer.to(self.device)
+        features = checkpoint["features"]
+        self.feature_set: str = str(features["set"])
+        self.feature_names: tuple[str, ...] = tuple(features["names"])
+        self.sample_rate = int(checkpoint["sample_rate"])
+        self.head: str = str(checkpoint["head"])
+        self.labels: tuple[str, ...] = tuple(checkpoint["labels"]) if self.head == "categorical" else ()
+        try:
+            extractor = create_extractor(self.feature_set)
+        except Exception as error:  # noqa: BLE001 - unknown feature set name in a foreign checkpoint
+            raise CheckpointError(f"checkpoint {self.path} was trained on feature set {self.feature_set!r}, which this "
+                                  f"version cannot compute: {error}") from None
+        if extractor.sample_rate != self.sample_rate:
+            raise CheckpointError(f"checkpoint {self.path} says {self.sample_rate} Hz, but its feature set "
+                                  f"{self.feature_set!r} runs at {extractor.sample_rate} Hz")
+        self.frame_rate = extractor.sample_rate / extractor.hop_length
+        self.hop_s = extractor.hop_length / extractor.sample_rate
+        self.frame_span_s = (extractor.window_length + extractor.context[1] * extractor.hop_length) / extractor.sample_rate
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+        self.model_id = f"{checkpoint['model']['name']}:{self.path.stem}@{digest}"
+
+    def check_stream(self, feature_set: str, feature_names: list[str] | tuple[str, ...], frame_rate: float) -> None:
+        """Raise :class:`FeatureMismatchError` unless a stream of these features is what the model was trained on."""
+        if feature_set != self.feature_set:
+            raise FeatureMismatchError(
+                f"model {self.model_id} was trained on feature set {self.feature_set!r} but the stream carries "
+                f"{feature_set!r}; set the feature node's feature_set to {self.feature_set!r} or load a model "
+                f"trained on {feature_set!r}")
+        if tuple(feature_names) != self.feature_names:
+            missing = [n for n in self.feature_names if n not in feature_names]
+            raise FeatureMismatchError(
+                f"model {self.model_id} expects {len(self.feature_names)} features {self.feature_names[:3]}... in "
+                f"its training order; the stream has {len(feature_names)} "
+                f"({'missing ' + str(missing[:3]) if missing else 'in another order'}); the feature node and the "
+                "checkpoint come from different versions")
+        if abs(frame_rate - self.frame_rate) > 1e-3 * self.frame_rate:
+            raise FeatureMismatchError(
+                f"model {self.model_id} expects {self.frame_rate:g} frames/s ({self.sample_rate} Hz audio), the "
+                f"stream has {frame_rate:g} frames/s")
+
+    @torch.inference_mode()
+    def predict(self, frames: np.ndarray) -> Prediction:
+        """The model's output for one window of raw (unnormalised) feature frames ``(frames, features)``."""
+        if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
+            raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
+                                       f"{frames.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
+        x = self.normalizer(x)[None]
+        lengths = torch.tensor([x.shape[1]], device=self.device)
+        out = self.model(x, lengths)[0].float()
+        if self.head == "categorical":
+            return Prediction(torch.softmax(out, dim=0).cpu().numpy())
+        arousal, valence = out.clamp(-1.0, 1.0).cpu().tolist()
+        return Prediction(np.zeros(0, np.float32), arousal, valence)
+
+
+def check_model_for_features(model: str, feature_set: str) -> None:
+    """Refuse a pipeline whose inference model (``model``; empty: the default) was trained on
+    another feature set than ``feature_set``, the feature node's; raises :class:`FeatureMismatchError`
+    (or :class:`CheckpointError` for a missing or unreadable checkpoint) saying what to change."""
+    from ser_robot.train.checkpoint import load_checkpoint
+
+    path = pathlib.Path(model) if model else default_model_path()
+    if not path.is_file():
+        hint = "build the default model with `make model`" if not model else "check inference.model"
+        raise CheckpointError(f"inference model {path} not found: {hint}")
+    trained = str(load_checkpoint(path)["features"]["set"])
+    if trained != feature_set:
+        raise FeatureMismatchError(
+            f"the inference model {path} was trained on feature set {trained!r}, but the feature node computes "
+            f"{feature_set!r}: set features.feature_set to {trained!r}, or give inference.model a checkpoint "
+            f"trained on {feature_set!r}")

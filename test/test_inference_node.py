@@ -1,0 +1,95 @@
+"""The inference node over real DDS: corpus player -> feature node -> inference node -> recorder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ser_robot
+from ser_robot.bag import read_messages
+
+
+def _seconds(t) -> float:
+    return t.sec + t.nanosec * 1e-9
+
+
+def _offline_results(bag, checkpoint: str, settings):
+    """The library run over the recorded audio as one signal: features, VAD, segments, model."""
+    from ser_robot.features.pipeline import FeaturePipeline
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.inference import EmotionModel, StreamInference
+    from ser_robot.ros.conversions import audio_frame_samples
+
+    frames = [m.deserialize() for m in read_messages(bag, ["/audio"])]
+    assert [f.seq for f in frames] == list(range(len(frames))), "audio frames were lost on the way to the recorder"
+    samples = np.concatenate([audio_frame_samples(f) for f in frames])
+    pipeline = FeaturePipeline(create_extractor("egemaps"), block_frames=len(samples), vad=True,
+                               vad_block_windows=len(samples))
+    features, vad = pipeline.push(samples, frames[0].sample_rate, 0, _seconds(frames[0].header.stamp))
+    more_features, more_vad = pipeline.finish()
+    engine = StreamInference(EmotionModel(checkpoint, "cpu"), settings)
+    results = []
+    for block in features + more_features:
+        results += engine.push_features(block.start_time, block.frames)
+    for block in vad + more_vad:
+        results += engine.push_vad(block.start_time, block.frames[:, 0])
+    return results + engine.finish()
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("mode", ["utterance", "window"])
+def test_pipeline_over_dds_equals_the_offline_predictions(mode, tmp_path, tiny_corpus, tiny_checkpoint):
+    from ser_robot.inference import InferenceSettings
+
+    checkpoint = str(tiny_checkpoint())
+    bag = tmp_path / "bag"
+    done = ser_robot(
+        "run", "--duration", "90",
+        "--set", "runner.nodes=[corpus_player, features, inference, recorder]",
+        "--set", f"corpus_player.manifest={tiny_corpus}",
+        "--set", "corpus_player.speakers=[s01f_slt]",
+        "--set", "corpus_player.pause_s=0.8",
+        "--set", "corpus_player.encoding=f32le",
+        "--set", "features.block_frames=10",
+        "--set", "features.vad_block_windows=2",
+        "--set", f"inference.model={checkpoint}",
+        "--set", f"inference.mode={mode}",
+        "--set", f"recorder.output={bag}",
+        "--set", "recorder.topics=[audio, emotion, ground_truth, diagnostics]",
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    live = [m.deserialize() for m in read_messages(bag, ["/emotion"])]
+    truth = [m.deserialize() for m in read_messages(bag, ["/ground_truth"])]
+    assert len(truth) == 8  # 2 sentences x 4 emotions of one speaker
+    offline = _offline_results(bag, checkpoint, InferenceSettings(mode=mode))
+    assert len(live) == len(offline) > 0
+    for msg, result in zip(live, offline):
+        assert (msg.final, msg.speech) == (result.final, result.speech)
+        assert _seconds(msg.window_start) == pytest.approx(result.window_start, abs=1e-6)
+        assert _seconds(msg.window_end) == pytest.approx(result.window_end, abs=1e-6)
+        if result.prediction is not None:
+            np.testing.assert_allclose(msg.probabilities, result.prediction.probabilities, atol=1e-5)
+            assert msg.label == msg.labels[int(np.argmax(msg.probabilities))]
+        assert msg.header.stamp == msg.window_end
+    if mode == "utterance":  # every played utterance found as one segment
+        finals = [m for m in live if m.final]
+        for gt in truth:
+            overlapping = [m for m in finals if _seconds(m.window_start) < _seconds(gt.window_end)
+                           and _seconds(m.window_end) > _seconds(gt.window_start)]
+            assert len(overlapping) >= 1, f"no result for {gt.model_id}"
+
+    done = ser_robot("evaluate-bag", str(bag), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "timeline.png").is_file()
+
+
+@pytest.mark.ros
+def test_node_refuses_a_corrupt_checkpoint_at_configure(tmp_path, tiny_checkpoint):
+    corrupt = tmp_path / "model.pt"
+    corrupt.write_bytes(tiny_checkpoint().read_bytes()[:3000])
+    done = ser_robot("run", "--duration", "5", "--set", "runner.nodes=[inference]",
+                     "--set", f"inference.model={corrupt}")
+    assert done.returncode != 0
+    assert f"cannot load checkpoint {corrupt} safely" in done.stderr + done.stdout
+
