@@ -18,7 +18,8 @@
    (CPU time of the K streams / audio time of one stream must stay < 1). Also: CPU per stage
    (where the time goes), the algorithmic latency of both modes (audio time from a window end
    to the chunk that completes it; with this bench's blocking and with config/ser.yaml's), and
-   the feature extractor's cost with 10 ms pushes against pushes of a whole block.
+   the feature extractor's cost with pushes of a whole block (what the pipeline does) against
+   10 ms pushes (what it did before it deferred extraction to block boundaries).
 3. GPU: when CUDA is available, 1 and 2 again with the model on ``cuda`` (features stay on CPU).
 
 Writes ``pipeline.md`` and ``pipeline.csv`` under ``--out`` (and the WAV it plays) and prints
@@ -563,7 +564,7 @@ def streams_per_core(audio: np.ndarray, rate: int, model: Any, feature_set: str,
     stages = {
         "audio in: channel reduction, resampling, blocking":
             timer.cpu["pipeline"] - timer.cpu["features"] - timer.cpu["vad"],
-        f"features ({feature_set}, streaming, 10 ms pushes)": timer.cpu["features"],
+        f"features ({feature_set}, streaming, once per block)": timer.cpu["features"],
         "VAD (Silero, 32 ms windows)": timer.cpu["vad"],
         "inference engine bookkeeping (buffers, windows)": timer.cpu["engine"] - timer.cpu["model"],
         f"model forward ({model.device})": timer.cpu["model"],
@@ -616,7 +617,7 @@ def algorithmic_latency(model: Any, record: list, block_frames: int) -> list[Fig
 
 def feature_push_figures(audio: np.ndarray, rate: int, feature_set: str, block_frames: int,
                          seconds: float) -> list[Figure]:
-    """What the 10 ms pushes cost the feature extractor, against pushes of a whole block (what-if)."""
+    """The extractor's cost with pushes of a whole block (the pipeline's) against 10 ms pushes."""
     from ser_robot.features.sets import create_extractor
 
     extractor = create_extractor(feature_set)
@@ -625,9 +626,9 @@ def feature_push_figures(audio: np.ndarray, rate: int, feature_set: str, block_f
     block = block_push_cost(part, rate, feature_set, block_frames * int(extractor.hop_length))
     tag = "cpu, extractor alone"
     return [
-        Figure("what-if", tag, f"{feature_set} streaming, 10 ms pushes (as the node does)", 100 * small,
+        Figure("what-if", tag, f"{feature_set} streaming, 10 ms pushes (the pipeline before it extracted per block)", 100 * small,
                "% of one core"),
-        Figure("what-if", tag, f"{feature_set} streaming, pushes of one block ({block_frames} frames)", 100 * block,
+        Figure("what-if", tag, f"{feature_set} streaming, pushes of one block ({block_frames} frames, as the pipeline does)", 100 * block,
                "% of one core", f"{small / block:.1f}x less" if block > 0 else ""),
     ]
 
@@ -642,7 +643,7 @@ def markdown(meta: dict[str, str], settings: list[str], commands: list[str], fig
     lines += ["", "Commands:", ""] + [f"    {c}" for c in commands]
     titles = {"realtime": "Real time over DDS (file_source -> features -> inference, one process)",
               "streams": "Streams per CPU core (in-process, one torch thread, no ROS messages)",
-              "what-if": "Feature extraction cost by push size (extractor alone; not what the node does today)"}
+              "what-if": "Feature extraction cost by push size (extractor alone)"}
     for section, title in titles.items():
         rows = [f for f in figures if f.section == section]
         if not rows:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from ser_robot.errors import SerRobotError
 from ser_robot.features.pipeline import (
@@ -44,6 +44,7 @@ from ser_robot.features.pipeline import (
     supported_rate,
 )
 from ser_robot.features.sets import create_extractor
+from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import (
     MALFORMED_REASONS,
     AudioFrameRejected,
@@ -82,7 +83,7 @@ def block_message(block: FeatureBlock, seq: int, frame_id: str, feature_set: str
     return msg
 
 
-class FeatureNode(LifecycleNode):
+class FeatureNode(ConsumerNode):
     """Subscribes to ``input_topic``; publishes feature blocks and speech probabilities per stream."""
 
     KIND = "features"
@@ -140,14 +141,6 @@ class FeatureNode(LifecycleNode):
                                                       SENSOR_DATA_QOS)
         self._timer = self.create_timer(1.0, self._report)
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_deactivate(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
         if self._subscription is not None:

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from ser_robot.errors import FeatureMismatchError, SerRobotError
 from ser_robot.features.pipeline import MAX_SEQ_JUMP
@@ -65,6 +65,7 @@ from ser_robot.inference.engine import (
     StreamInference,
 )
 from ser_robot.inference.model import EmotionModel
+from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import MAX_STAMP_SEC, seconds_to_time, time_to_seconds
 from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
@@ -249,7 +250,7 @@ class _Stream:
     next_seq: dict[str, int] = field(default_factory=dict)
 
 
-class InferenceNode(LifecycleNode):
+class InferenceNode(ConsumerNode):
     """Subscribes to features and VAD; publishes emotions per stream (see the module docstring)."""
 
     KIND = "inference"
@@ -319,14 +320,6 @@ class InferenceNode(LifecycleNode):
         ]
         self._timer = self.create_timer(1.0, self._report)
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_deactivate(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
         for subscription in self._subscriptions:

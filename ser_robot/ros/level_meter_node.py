@@ -6,10 +6,11 @@ import sys
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
 from ser_robot.audio.levels import LevelReport, StreamMonitor
 from ser_robot.errors import SerRobotError
+from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import audio_frame_samples
 from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
@@ -29,7 +30,7 @@ def format_report(elapsed_s: float, report: LevelReport, channel_ids: list[str])
     )
 
 
-class LevelMeterNode(LifecycleNode):
+class LevelMeterNode(ConsumerNode):
     """Subscribes to ``topic`` and reports levels every ``period_s`` (diagnostics and a line)."""
 
     KIND = "level_meter"
@@ -61,14 +62,6 @@ class LevelMeterNode(LifecycleNode):
         )
         self._timer = self.create_timer(self.params["period_s"], self._report)
         return super().on_activate(state)
-
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return super().on_deactivate(state)
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown()
-        return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
         if self._timer is not None:

@@ -28,7 +28,8 @@ from rclpy.parameter import Parameter
 from ser_robot.config import SOURCE_NODES, RunConfig
 from ser_robot.errors import SerRobotError
 
-__all__ = ["NodeSet", "NODE_CLASSES", "check_pipeline", "create_nodes", "node_class", "parameter_overrides", "run", "spin_single"]
+__all__ = ["NodeSet", "NODE_CLASSES", "check_pipeline", "create_nodes", "node_class", "parameter_overrides", "run",
+           "spin_single"]
 
 
 NODE_CLASSES = {
