@@ -164,7 +164,6 @@ def cmd_corpus_manifest(args: argparse.Namespace) -> int:
 
 def cmd_describe_corpus(args: argparse.Namespace) -> int:
     import csv
-    import pathlib
 
     from ser_robot.data.describe import DESCRIPTORS, class_statistics, describe_manifest, statistics_markdown
     from ser_robot.data.manifest import read_manifest
@@ -223,7 +222,6 @@ def cmd_build_rir_bank(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_robot(args: argparse.Namespace) -> int:
-    import pathlib
     import time
 
     from ser_robot.data.manifest import read_manifest

@@ -13,7 +13,8 @@ import soundfile
 
 from conftest import ROOT
 from ser_robot.audio.chunk import AudioChunk
-from ser_robot.audio.corpus_player import DevicePlayer, Programme, label_set, resolve_output_device, select_utterances
+from ser_robot.audio.corpus_player import DevicePlayer, Programme, label_set, select_utterances
+from ser_robot.audio.devices import resolve_output_device
 from ser_robot.audio.resample import resample
 from ser_robot.data.manifest import EMOTIONS, Manifest, Utterance, read_manifest, write_manifest
 from ser_robot.errors import AudioDeviceError, AudioError, DataError, ManifestError
@@ -221,10 +222,11 @@ class FakeSoundDevice:
 
 @pytest.fixture
 def fake_sounddevice(monkeypatch):
-    from ser_robot.audio import corpus_player
+    from ser_robot.audio import corpus_player, devices
 
     fake = FakeSoundDevice()
     monkeypatch.setattr(corpus_player, "_sounddevice", lambda: fake)
+    monkeypatch.setattr(devices, "_sounddevice", lambda: fake)
     return fake
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.clock import SampleClock
-from ser_robot.audio.devices import _sounddevice
+from ser_robot.audio.devices import OutputDevice, _sounddevice, resolve_output_device
 from ser_robot.audio.resample import resample
 from ser_robot.data.manifest import EMOTIONS, Manifest, Utterance, read_manifest
 from ser_robot.errors import AudioDeviceError, AudioError, DataError
@@ -38,10 +38,8 @@ __all__ = [
     "ALL_SPEAKERS",
     "Cue",
     "DevicePlayer",
-    "OutputDevice",
     "Programme",
     "label_set",
-    "resolve_output_device",
     "select_utterances",
 ]
 
@@ -257,61 +255,6 @@ class Programme:
 
     def _chunk(self, mono: np.ndarray, stamp: float) -> AudioChunk:
         return AudioChunk(samples=np.repeat(mono[:, None], self.channels, axis=1), sample_rate=self.sample_rate, time=stamp)
-
-
-@dataclass(frozen=True)
-class OutputDevice:
-    """An output-capable device as PortAudio reports it."""
-
-    index: int
-    name: str
-    hostapi: str
-    max_output_channels: int
-    default_sample_rate: float
-
-    def describe(self) -> str:
-        return (
-            f"[{self.index}] {self.name} ({self.hostapi}, {self.max_output_channels} out, "
-            f"{self.default_sample_rate:g} Hz)"
-        )
-
-
-def resolve_output_device(spec: str) -> OutputDevice:
-    """The output device named by ``spec``: an index, a case-insensitive name substring, or "" for the default.
-
-    Raises :class:`AudioDeviceError` listing the output devices when none (or several) match.
-    """
-    sd = _sounddevice()
-    hostapis = sd.query_hostapis()
-    devices = [
-        OutputDevice(index, info["name"], hostapis[info["hostapi"]]["name"],
-                     int(info["max_output_channels"]), float(info["default_samplerate"]))
-        for index, info in enumerate(sd.query_devices())
-        if info["max_output_channels"] > 0
-    ]
-    spec = spec.strip()
-    if spec == "":
-        default = sd.default.device[1]
-        matches = [d for d in devices if d.index == default] or devices[:1]
-    elif spec.lstrip("-").isdigit():
-        matches = [d for d in devices if d.index == int(spec)]
-    else:
-        matches = [d for d in devices if d.name.lower() == spec.lower()] or [
-            d for d in devices if spec.lower() in d.name.lower()
-        ]
-    if len(matches) == 1:
-        return matches[0]
-    available = "; ".join(d.describe() for d in devices) or "none"
-    if not matches:
-        what = "no default output device" if spec == "" else f"no output device matches {spec!r}"
-        raise AudioDeviceError(
-            f"{what}. Available output devices: {available}. Set the 'device' parameter to one of "
-            "these indices or names (the virtual ears: 'pulse', with ser_ears as the default sink)."
-        )
-    raise AudioDeviceError(
-        f"output device {spec!r} is ambiguous: it matches {'; '.join(d.describe() for d in matches)}. "
-        "Use an index or a longer name."
-    )
 
 
 class DevicePlayer:

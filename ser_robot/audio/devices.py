@@ -1,13 +1,14 @@
-"""Finding sounddevice (PortAudio) input devices by index or by a substring of their name."""
+"""Finding sounddevice (PortAudio) input and output devices by index or by a substring of their name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 from ser_robot.errors import AudioDeviceError
 
-__all__ = ["InputDevice", "list_input_devices", "resolve_input_device"]
+__all__ = ["InputDevice", "OutputDevice", "list_input_devices", "list_output_devices", "resolve_input_device",
+           "resolve_output_device"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,26 @@ class InputDevice:
             f"[{self.index}] {self.name} ({self.hostapi}, {self.max_input_channels} in, "
             f"{self.default_sample_rate:g} Hz)"
         )
+
+
+@dataclass(frozen=True)
+class OutputDevice:
+    """An output-capable device as PortAudio reports it."""
+
+    index: int
+    name: str
+    hostapi: str
+    max_output_channels: int
+    default_sample_rate: float
+
+    def describe(self) -> str:
+        return (
+            f"[{self.index}] {self.name} ({self.hostapi}, {self.max_output_channels} out, "
+            f"{self.default_sample_rate:g} Hz)"
+        )
+
+
+Device = TypeVar("Device", InputDevice, OutputDevice)
 
 
 def _sounddevice() -> Any:
@@ -64,21 +85,24 @@ def list_input_devices(refresh: bool = False) -> list[InputDevice]:
     return devices
 
 
-def resolve_input_device(spec: str, refresh: bool = False) -> InputDevice:
-    """The input device named by ``spec``: an index, a case-insensitive name substring, or "" for the default.
+def list_output_devices() -> list[OutputDevice]:
+    """All devices with at least one output channel."""
+    sd = _sounddevice()
+    hostapis = sd.query_hostapis()
+    return [
+        OutputDevice(index, info["name"], hostapis[info["hostapi"]]["name"], int(info["max_output_channels"]),
+                     float(info["default_samplerate"]))
+        for index, info in enumerate(sd.query_devices())
+        if info["max_output_channels"] > 0
+    ]
 
-    Raises :class:`AudioDeviceError` listing the available input devices when none (or more
-    than one, for an ambiguous substring) matches.
-    """
-    devices = list_input_devices(refresh=refresh)
+
+def _choose(devices: Sequence[Device], spec: str, default: int | None, direction: str, hint: str = "") -> Device:
+    """The one device of ``devices`` named by ``spec`` (index, name or name substring; "" = ``default``)."""
     available = "; ".join(d.describe() for d in devices) or "none"
     spec = spec.strip()
     if spec == "":
-        sd = _sounddevice()
-        default = sd.default.device[0]
-        if default is None or default < 0:
-            default = sd.query_hostapis(0).get("default_input_device", -1) if devices else -1
-        matches = [d for d in devices if d.index == default] or devices[:1]
+        matches = [d for d in devices if d.index == default] or list(devices[:1])
     elif spec.lstrip("-").isdigit():
         matches = [d for d in devices if d.index == int(spec)]
     else:
@@ -87,12 +111,38 @@ def resolve_input_device(spec: str, refresh: bool = False) -> InputDevice:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        what = "no default input device" if spec == "" else f"no input device matches {spec!r}"
+        what = f"no default {direction} device" if spec == "" else f"no {direction} device matches {spec!r}"
         raise AudioDeviceError(
-            f"{what}. Available input devices: {available}. Set the 'device' parameter to one "
-            "of these indices or names."
+            f"{what}. Available {direction} devices: {available}. Set the 'device' parameter to one "
+            f"of these indices or names{hint}."
         )
     raise AudioDeviceError(
-        f"input device {spec!r} is ambiguous: it matches "
+        f"{direction} device {spec!r} is ambiguous: it matches "
         f"{'; '.join(d.describe() for d in matches)}. Use an index or a longer name."
     )
+
+
+def resolve_input_device(spec: str, refresh: bool = False) -> InputDevice:
+    """The input device named by ``spec``: an index, a case-insensitive name substring, or "" for the default.
+
+    Raises :class:`AudioDeviceError` listing the available input devices when none (or more
+    than one, for an ambiguous substring) matches.
+    """
+    devices = list_input_devices(refresh=refresh)
+    default = None
+    if spec.strip() == "":
+        sd = _sounddevice()
+        default = sd.default.device[0]
+        if default is None or default < 0:
+            default = sd.query_hostapis(0).get("default_input_device", -1) if devices else -1
+    return _choose(devices, spec, default, "input")
+
+
+def resolve_output_device(spec: str) -> OutputDevice:
+    """The output device named by ``spec``: an index, a case-insensitive name substring, or "" for the default.
+
+    Raises :class:`AudioDeviceError` listing the output devices when none (or several) match.
+    """
+    default = _sounddevice().default.device[1] if spec.strip() == "" else None
+    return _choose(list_output_devices(), spec, default, "output",
+                   " (the virtual ears: 'pulse', with ser_ears as the default sink)")
