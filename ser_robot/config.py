@@ -214,6 +214,8 @@ INFERENCE_PARAMS = (
     ParamSpec("output_topic", "emotion", "Emotion topic the results are published on."),
     ParamSpec("model", "", "Checkpoint (ser-robot train, build-model); empty = the shipped default model."),
     ParamSpec("device", "auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
+    ParamSpec("backend", "auto", "auto: onnxruntime on CPU when the model's export matches PyTorch, else PyTorch; "
+              "torch; onnxruntime (CPU only).", choices=("auto", "torch", "onnxruntime")),
     ParamSpec("mode", "utterance", "utterance: one result per voice-activity segment; window: sliding windows.",
               choices=("utterance", "window")),
     ParamSpec("window_s", 3.0, "Window mode: analysed window, seconds.", min=0.1, max=60.0),

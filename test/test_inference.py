@@ -7,12 +7,14 @@ import pathlib
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 from conftest import ROOT, ser_robot
 from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError
 from ser_robot.inference import EmotionModel, InferenceSettings, StreamInference, VadSegmenter
 from ser_robot.inference.engine import VAD_WINDOW_S
 from ser_robot.inference.model import check_model_for_features, resolve_device
+from ser_robot.inference.onnx_backend import OnnxExportError, OnnxForward
 
 W = VAD_WINDOW_S
 
@@ -210,3 +212,52 @@ def test_run_refuses_a_model_for_another_feature_set_before_starting(tmp_path, t
     done = ser_robot("run", "--config", str(config), "--duration", "5")
     assert done.returncode == 2, done.stderr
     assert "trained on feature set 'logmel_mtl_aug', but the feature node computes 'egemaps'" in done.stderr
+
+
+# --- backends ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("architecture,feature_set", [("lakomkin_rnn", "egemaps"), ("lakomkin_cnn", "logmel_mtl_aug")])
+def test_onnxruntime_backend_predicts_what_pytorch_predicts(architecture, feature_set, tiny_checkpoint):
+    path = tiny_checkpoint(architecture, feature_set)
+    fast, reference = EmotionModel(path, "cpu"), EmotionModel(path, "cpu", backend="torch")
+    assert (fast.backend, reference.backend) == ("onnxruntime", "torch")
+    rng = np.random.default_rng(0)
+    mean, scale = fast.normalizer.mean.numpy(), fast.normalizer.scale.numpy()
+    for frames in (1, 23, 300, 1500):  # lengths other than the export's and the probes' too
+        x = (mean + scale * rng.standard_normal((frames, len(fast.feature_names)))).astype(np.float32)
+        np.testing.assert_allclose(fast.predict(x).probabilities, reference.predict(x).probabilities, atol=1e-5)
+
+
+def test_the_shipped_model_runs_on_onnxruntime_on_cpu():
+    model = EmotionModel(None, "cpu")
+    assert model.backend == "onnxruntime", model.backend_note
+
+
+class _ShapeDependent(torch.nn.Module):
+    """A model whose output depends on the window length through Python control flow: tracing bakes
+    in the branch of the export's example length, so the export differs on other lengths."""
+
+    def forward_one(self, features):
+        return features.mean(dim=1) * (2.0 if features.shape[1] > 100 else -1.0)
+
+
+def test_an_export_that_differs_from_pytorch_is_refused_and_auto_falls_back(tiny_checkpoint, monkeypatch):
+    from ser_robot.features.normalization import FeatureNormalizer
+
+    normalizer = FeatureNormalizer(["a", "b"])
+    normalizer.update(torch.randn(50, 2))
+    with pytest.raises(OnnxExportError, match="differs from PyTorch on a 1-frame window"):
+        OnnxForward(_ShapeDependent(), normalizer, 2)
+    broken = OnnxExportError("export broken for this test")
+
+    def refuse(*args, **kwargs):
+        raise broken
+
+    monkeypatch.setattr("ser_robot.inference.model.OnnxForward", refuse)
+    model = EmotionModel(tiny_checkpoint(), "cpu")
+    assert model.backend == "torch" and "export broken" in model.backend_note
+    with pytest.raises(ConfigError, match="backend onnxruntime .*export broken.*use backend auto or torch"):
+        EmotionModel(tiny_checkpoint(), "cpu", backend="onnxruntime")
+    with pytest.raises(ConfigError, match="backend 'tensorrt' is unknown"):
+        EmotionModel(tiny_checkpoint(), "cpu", backend="tensorrt")

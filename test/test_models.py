@@ -81,6 +81,16 @@ def test_padding_does_not_change_predictions_in_eval(name: str, head: str) -> No
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("head", M.HEADS)
+def test_forward_one_equals_forward_of_an_unpadded_utterance(name: str, head: str) -> None:
+    model = small(name, head).eval()
+    for n in (1, 17, 120):
+        x, lengths = batch([n], seed=n)
+        with torch.no_grad():
+            torch.testing.assert_close(model.forward_one(x), model(x, lengths), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_padding_does_not_change_predictions_in_train(name: str) -> None:
     """Batch statistics (CNN) ignore padding: extra padded frames, whatever they hold, change nothing."""
     model = small(name, dropout=0.0).train()

@@ -1,9 +1,11 @@
-"""A trained checkpoint ready for live inference: device, stream compatibility checks, prediction.
+"""A trained checkpoint ready for live inference: device, backend, stream compatibility checks, prediction.
 
 :class:`EmotionModel` wraps :func:`~ser_robot.train.checkpoint.load_model` (``weights_only=True``;
 model config, feature set and names, normalisation statistics, labels and sample rate come from
 the checkpoint) and checks, before anything runs, that a feature stream is the one the model
 was trained on: same feature set, same feature names in the same order, same frame rate.
+On CPU it runs the model with onnxruntime when the export matches PyTorch (backend ``auto``,
+:mod:`~ser_robot.inference.onnx_backend`), else with PyTorch; on CUDA with PyTorch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 
 from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError
+from ser_robot.inference.onnx_backend import BACKENDS, OnnxExportError, OnnxForward
 
 __all__ = ["DEFAULT_MODEL", "EmotionModel", "Prediction", "check_model_for_features", "default_model_path",
            "resolve_device"]
@@ -63,9 +66,15 @@ class Prediction:
 
 
 class EmotionModel:
-    """A checkpoint loaded for inference on ``device`` (``auto``: CUDA when present, else CPU)."""
+    """A checkpoint loaded for inference on ``device`` (``auto``: CUDA when present, else CPU).
 
-    def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto") -> None:
+    ``backend`` (:data:`~ser_robot.inference.onnx_backend.BACKENDS`): ``auto`` runs onnxruntime on
+    CPU when the model exports and matches PyTorch (:attr:`backend_note` says why not otherwise),
+    PyTorch on CUDA; ``onnxruntime`` insists (CPU only) and raises :class:`ConfigError` when it
+    cannot; ``torch`` always PyTorch. :attr:`backend` is the one in use.
+    """
+
+    def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto", backend: str = "auto") -> None:
         from ser_robot.features.sets import create_extractor
         from ser_robot.train.checkpoint import load_model
 
@@ -96,6 +105,27 @@ class EmotionModel:
         self.frame_span_s = (extractor.window_length + extractor.context[1] * extractor.hop_length) / extractor.sample_rate
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
         self.model_id = f"{checkpoint['model']['name']}:{self.path.stem}@{digest}"
+        self.backend, self.backend_note, self._onnx = self._choose_backend(backend)
+
+    def _choose_backend(self, backend: str) -> tuple[str, str, OnnxForward | None]:
+        """``(backend in use, why, onnxruntime runner or None)`` for the asked ``backend``."""
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+        if backend == "torch":
+            return "torch", "asked for", None
+        if self.device.type != "cpu":
+            if backend == "onnxruntime":
+                raise ConfigError(f"backend onnxruntime runs on CPU only, device is {self.device}; set device cpu "
+                                  "or backend auto")
+            return "torch", f"on {self.device}", None
+        try:
+            return "onnxruntime", "export checked against PyTorch", OnnxForward(self.model, self.normalizer,
+                                                                                len(self.feature_names))
+        except OnnxExportError as error:
+            if backend == "onnxruntime":
+                raise ConfigError(f"backend onnxruntime for {self.model_id}: {error}; use backend auto or torch") \
+                    from None
+            return "torch", f"onnxruntime not used: {error}", None
 
     def check_stream(self, feature_set: str, feature_names: list[str] | tuple[str, ...], frame_rate: float) -> None:
         """Raise :class:`FeatureMismatchError` unless a stream of these features is what the model was trained on."""
@@ -122,10 +152,11 @@ class EmotionModel:
         if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
-        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
-        x = self.normalizer(x)[None]
-        lengths = torch.tensor([x.shape[1]], device=self.device)
-        out = self.model(x, lengths)[0].float()
+        if self._onnx is not None:
+            out = torch.from_numpy(self._onnx(frames))
+        else:
+            x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
+            out = self.model.forward_one(self.normalizer(x)[None])[0].float()
         if self.head == "categorical":
             return Prediction(torch.softmax(out, dim=0).cpu().numpy())
         arousal, valence = out.clamp(-1.0, 1.0).cpu().tolist()

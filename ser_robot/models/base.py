@@ -168,6 +168,16 @@ class SerModel(nn.Module):
     def _check_together(cls, hyper: dict[str, Any], where: str) -> None:
         """Checks across hyper-parameters (override; raise :class:`ConfigError`)."""
 
+    def forward_one(self, features: torch.Tensor) -> torch.Tensor:
+        """One utterance whose frames are all valid: ``(1, frames, num_features)`` -> ``(1, num_outputs)``.
+
+        Equals ``forward(features, lengths=[frames])``; live inference uses it. Models override it
+        with a path free of padding logic (faster, and exportable to ONNX for
+        :mod:`ser_robot.inference.onnx_backend`).
+        """
+        lengths = torch.full((features.shape[0],), features.shape[1], dtype=torch.int64, device=features.device)
+        return self.forward(features, lengths)
+
     def _check_inputs(self, features: torch.Tensor, lengths: torch.Tensor) -> None:
         """Raise :class:`FeatureMismatchError` unless ``features`` (B, T, F) and ``lengths`` (B,) fit."""
         if features.dim() != 3 or features.shape[-1] != self.num_features:

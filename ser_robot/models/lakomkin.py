@@ -99,6 +99,11 @@ class LakomkinRNN(SerModel):
         pooled = masked_mean(encoded, lengths_to_mask(lengths.to(features.device), frames))
         return self.output(self.dropout(pooled))
 
+    def forward_one(self, features: torch.Tensor) -> torch.Tensor:
+        """``(1, T, num_features)`` with every frame valid -> ``(1, num_outputs)``: no packing, a plain mean."""
+        encoded, _ = self.gru(features)  # (1, T, 2H)
+        return self.output(self.dropout(encoded.mean(dim=1)))
+
 
 class LakomkinCNN(SerModel):
     """1-D convolutions (conv -> masked BN -> ReLU) + masked max over time + linear output.

@@ -291,7 +291,7 @@ class InferenceNode(ConsumerNode):
         try:
             self.params = read_parameters(self, self.KIND)
             self.settings = InferenceSettings.from_params(self.params)
-            self.model = EmotionModel(self.params["model"] or None, self.params["device"])
+            self.model = EmotionModel(self.params["model"] or None, self.params["device"], self.params["backend"])
         except SerRobotError as exc:
             self.get_logger().error(f"cannot start: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -299,7 +299,7 @@ class InferenceNode(ConsumerNode):
         self.max_frames = {"features": max(1, math.ceil(max_block_s * self.model.frame_rate - 1e-9)),
                            "vad": max(1, math.ceil(max_block_s * VAD_RATE - 1e-9))}
         self.get_logger().info(f"model {self.model.model_id} ({self.model.feature_set}, {self.model.head}) on "
-                               f"{self.model.device}; mode {self.settings.mode}")
+                               f"{self.model.device} ({self.model.backend}: {self.model.backend_note}); mode {self.settings.mode}")
         self._emotion_publisher = self.create_publisher(Emotion, self.params["output_topic"], RELIABLE_QOS)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "diagnostics", DIAGNOSTICS_QOS)
         if self.params["hri_expression"]:
@@ -537,7 +537,8 @@ class InferenceNode(ConsumerNode):
         message = (f"{totals['streams']} stream(s), {self.published} emotions, latency p99 {p99 * 1e3:.1f} ms; last "
                    f"period: {new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}"
                    + (f"; features that do not fit the model: {self.mismatched}" if self.mismatched else ""))
-        values = {"model_id": self.model.model_id, "device": str(self.model.device), "mode": self.settings.mode,
+        values = {"model_id": self.model.model_id, "device": str(self.model.device), "backend": self.model.backend,
+                  "mode": self.settings.mode,
                   **totals, "latency_p50_ms": f"{p50 * 1e3:.2f}", "latency_p99_ms": f"{p99 * 1e3:.2f}",
                   "real_time_factor": f"{real_time_factor:.4f}",
                   "mismatched": "; ".join(f"{k}: {v}" for k, v in self.mismatched.items())}
