@@ -55,7 +55,7 @@ import numpy as np
 
 GOAL_P99_MS = 50.0  # window mode, end-to-end latency p99, ms
 GOAL_CPU_PCT = 25.0  # whole pipeline at real time, % of one core
-CHUNK_MS = 10.0  # audio chunk, ms (as the microphone node publishes)
+CHUNK_MS = 10.0  # audio chunk, ms: the microphone node's default chunk_ms (main() sets it from --chunk-ms)
 TAIL_S = 1.0  # results whose window ends in the last TAIL_S s of audio are not counted (teardown flushes)
 NAMESPACE = "pipeline_bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -233,7 +233,7 @@ def read_wav(wav: SpeechWav) -> np.ndarray:
 
 # --- 1. real time over DDS -----------------------------------------------------------------------
 def pipeline_config(wav: SpeechWav, model: pathlib.Path, feature_set: str, mode: str, device: str,
-                    block_frames: int) -> dict[str, Any]:
+                    block_frames: int, vad_block_windows: int) -> dict[str, Any]:
     """The parameters file of one run: file_source -> features -> inference."""
     channel_ids = ["left_ear", "right_ear"] if wav.channels == 2 else [f"ch{i}" for i in range(wav.channels)]
     return {
@@ -242,7 +242,7 @@ def pipeline_config(wav: SpeechWav, model: pathlib.Path, feature_set: str, mode:
                                             "start_delay_s": 1.0, "channel_ids": channel_ids,
                                             "chunk_ms": CHUNK_MS, "encoding": "s16le"}},
         "features": {"ros__parameters": {"feature_set": feature_set, "block_frames": block_frames, "vad": True,
-                                         "vad_block_windows": 1}},
+                                         "vad_block_windows": vad_block_windows}},
         "inference": {"ros__parameters": {"model": str(model.resolve()), "device": device, "mode": mode,
                                           "window_s": 3.0, "hop_s": 1.0, "stdout": False}},
     }
@@ -432,7 +432,8 @@ class StageTimer:
 
 
 def run_streams(count: int, audio: np.ndarray, rate: int, model: Any, feature_set: str, block_frames: int,
-                timer: StageTimer | None = None, record: list | None = None) -> tuple[float, float, int]:
+                vad_block_windows: int, timer: StageTimer | None = None,
+                record: list | None = None) -> tuple[float, float, int]:
     """``count`` streams of ``audio`` ``(frames, channels)`` round-robin, 10 ms chunks, as fast as possible.
 
     Streams are staggered (each starts at another point of the audio). Returns (CPU s, wall s,
@@ -445,7 +446,7 @@ def run_streams(count: int, audio: np.ndarray, rate: int, model: Any, feature_se
 
     settings = InferenceSettings(mode="window", window_s=3.0, hop_s=1.0)
     pipelines = [FeaturePipeline(create_extractor(feature_set), block_frames=block_frames, vad=True,
-                                 vad_block_windows=1) for _ in range(count)]
+                                 vad_block_windows=vad_block_windows) for _ in range(count)]
     engines = [StreamInference(model, settings) for _ in range(count)]
     if timer is not None:
         for pipeline, engine in zip(pipelines, engines):
@@ -496,22 +497,31 @@ def replay(model: Any, record: list, mode: str) -> list[tuple[float, Any]]:
 
 def regroup(record: list, block_frames: int, vad_block_windows: int) -> list:
     """``record`` with its blocks merged as a feature node with these block sizes would publish them (a block
-    leaves with the chunk that completes it; the unfinished last blocks are left out)."""
+    leaves with the chunk that completes it, VAD also with every feature block; the unfinished last blocks are
+    left out)."""
     from ser_robot.features.pipeline import FeatureBlock
 
     out: list = []
     groups: dict[str, list] = {"features": [], "vad": []}
     size = {"features": block_frames, "vad": vad_block_windows}
-    for end, kind, item in record:
-        if kind not in groups:
-            continue
+    flush_vad_at = None  # chunk end of the last feature block: VAD of that chunk leaves with it
+
+    def emit(end: float, kind: str) -> None:
         group = groups[kind]
-        group.append(item)
-        rows = sum(len(b.frames) for b in group)
-        if rows >= size[kind]:
+        if group:
             out.append((end, kind, FeatureBlock(group[0].start_time, np.concatenate([b.frames for b in group]),
                                                 group[0].first_index)))
             group.clear()
+
+    for end, kind, item in record:
+        if kind not in groups:
+            continue
+        groups[kind].append(item)
+        if sum(len(b.frames) for b in groups[kind]) >= size[kind] or (kind == "vad" and end == flush_vad_at):
+            emit(end, kind)
+            if kind == "features":
+                emit(end, "vad")
+                flush_vad_at = end
     return out
 
 
@@ -550,14 +560,14 @@ def block_push_cost(audio: np.ndarray, rate: int, feature_set: str, samples: int
 
 
 def streams_per_core(audio: np.ndarray, rate: int, model: Any, feature_set: str, block_frames: int,
-                     seconds: float, verify_seconds: float) -> list[Figure]:
+                     vad_block_windows: int, seconds: float, verify_seconds: float) -> list[Figure]:
     """Single-stream RTF with a per-stage breakdown, floor(1 / RTF), and the K-stream check."""
     tag = f"{model.device}, window"
     one = audio[:int(seconds * rate)]
-    run_streams(1, audio[:int(4 * rate)], rate, model, feature_set, block_frames)  # warm-up (JIT, allocators)
+    run_streams(1, audio[:int(4 * rate)], rate, model, feature_set, block_frames, vad_block_windows)  # warm-up (JIT, allocators)
     timer = StageTimer()
     record: list = []
-    cpu, wall, results = run_streams(1, one, rate, model, feature_set, block_frames, timer, record)
+    cpu, wall, results = run_streams(1, one, rate, model, feature_set, block_frames, vad_block_windows, timer, record)
     audio_s = len(one) / rate
     rtf = cpu / audio_s
     k = math.floor(1 / rtf) if rtf > 0 else 0
@@ -581,13 +591,13 @@ def streams_per_core(audio: np.ndarray, rate: int, model: Any, feature_set: str,
         Figure(section, tag, "streams one core sustains, floor(1 / RTF)", k),
     ]
     if model.device.type == "cpu":
-        figures = algorithmic_latency(model, record, block_frames) + figures
+        figures = algorithmic_latency(model, record, block_frames, vad_block_windows) + figures
     if k >= 1:
         shown = min(k, 256)
         verify = audio[:int(verify_seconds * rate)]
         print(f"[{tag}] verifying {shown} stream(s) round-robin over {len(verify) / rate:.0f} s of audio each",
               flush=True)
-        cpu_k, wall_k, _ = run_streams(shown, verify, rate, model, feature_set, block_frames)
+        cpu_k, wall_k, _ = run_streams(shown, verify, rate, model, feature_set, block_frames, vad_block_windows)
         rtf_k = cpu_k / (len(verify) / rate)
         figures.append(Figure(section, tag, f"{shown} stream(s) round-robin: CPU time / audio time", rtf_k, "",
                               "< 1", rtf_k < 1))
@@ -596,12 +606,13 @@ def streams_per_core(audio: np.ndarray, rate: int, model: Any, feature_set: str,
     return figures
 
 
-def algorithmic_latency(model: Any, record: list, block_frames: int) -> list[Figure]:
+def algorithmic_latency(model: Any, record: list, block_frames: int, vad_block_windows: int) -> list[Figure]:
     """Audio time from each final result's window end to the end of the chunk that completes it, p50 / max, for
     both modes, with this bench's blocking and with the shipped one (recorded blocks replayed, no CPU timing)."""
     shipped_frames, shipped_vad, where = shipped_blocking()
-    blockings = [(f"block_frames {block_frames}, vad_block_windows 1", record)]
-    if shipped_frames % block_frames == 0 and (shipped_frames, shipped_vad) != (block_frames, 1):
+    blockings = [(f"block_frames {block_frames}, vad_block_windows {vad_block_windows}", record)]
+    if shipped_frames % block_frames == 0 and shipped_vad % vad_block_windows == 0 and \
+            (shipped_frames, shipped_vad) != (block_frames, vad_block_windows):
         blockings.append((f"{where}: block_frames {shipped_frames}, vad_block_windows {shipped_vad}",
                           regroup(record, shipped_frames, shipped_vad)))
     figures = []
@@ -622,7 +633,7 @@ def feature_push_figures(audio: np.ndarray, rate: int, feature_set: str, block_f
 
     extractor = create_extractor(feature_set)
     part = audio[:int(seconds * rate)]
-    small = block_push_cost(part, rate, feature_set, round(extractor.sample_rate * CHUNK_MS / 1000))
+    small = block_push_cost(part, rate, feature_set, round(extractor.sample_rate * 10 / 1000))
     block = block_push_cost(part, rate, feature_set, block_frames * int(extractor.hop_length))
     tag = "cpu, extractor alone"
     return [
@@ -692,6 +703,10 @@ def main(argv: list[str] | None = None) -> int:
                         "microphone's), Hz")
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--block-frames", type=int, default=10, help="features.block_frames (divides 100)")
+    parser.add_argument("--vad-block-windows", type=int, default=None,
+                        help="features.vad_block_windows (default: the feature node's default)")
+    parser.add_argument("--chunk-ms", type=float, default=None,
+                        help="audio chunk, ms (default: the microphone node's chunk_ms default)")
     parser.add_argument("--stream-seconds", type=float, default=30.0, help="audio of the single-stream run, s")
     parser.add_argument("--verify-seconds", type=float, default=20.0, help="audio per stream of the K-stream run, s")
     parser.add_argument("--parts", default="realtime,streams", help="comma-separated: realtime, streams")
@@ -700,6 +715,11 @@ def main(argv: list[str] | None = None) -> int:
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if 100 % args.block_frames:
         raise SystemExit(f"--block-frames {args.block_frames} does not divide 100 (1 s hop of 10 ms frames)")
+    global CHUNK_MS
+    from ser_robot.config import validate_node_params
+
+    CHUNK_MS = args.chunk_ms or float(validate_node_params("microphone", {})["chunk_ms"])
+    args.vad_block_windows = args.vad_block_windows or int(validate_node_params("features", {})["vad_block_windows"])
 
     os.environ["ROS_DOMAIN_ID"] = str(200 + os.getpid() % 30)  # away from other runs and tests (domains 0, 100-199)
     import torch
@@ -723,7 +743,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = [
         (f"audio: {wav.path} ({wav.duration_s:.0f} s, {wav.sample_rate} Hz, {wav.channels} ch, "
          f"{len(wav.onsets_s)} utterances from {manifest} with 0.6-1.5 s pauses), {CHUNK_MS:g} ms chunks"),
-        (f"features: {cpu_model.feature_set}, block_frames {args.block_frames}, VAD on, vad_block_windows 1; "
+        (f"features: {cpu_model.feature_set}, block_frames {args.block_frames}, VAD on, vad_block_windows "
+         f"{args.vad_block_windows}; "
          "feature node always on CPU"),
         "inference: window 3 s, hop 1 s (window mode); utterance mode with the default hangover 0.3 s",
         (f"latency: receive time in this process - Emotion.header.stamp (window end), final results whose window "
@@ -749,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
                 for device in devices:
                     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
                         config = pipeline_config(wav, model_path, cpu_model.feature_set, mode, device,
-                                                 args.block_frames)
+                                                 args.block_frames, args.vad_block_windows)
                         if device == "cpu" and mode == "window":
                             yaml_text = yaml.safe_dump(config, sort_keys=False)
                         rows, command = bench.run(config, wav, mode, device, args.warmup, pathlib.Path(tmp))
@@ -763,7 +784,7 @@ def main(argv: list[str] | None = None) -> int:
         for device in devices:
             model = cpu_model if device == "cpu" else EmotionModel(model_path, device)
             figures += streams_per_core(audio, wav.sample_rate, model, cpu_model.feature_set, args.block_frames,
-                                        args.stream_seconds, args.verify_seconds)
+                                        args.vad_block_windows, args.stream_seconds, args.verify_seconds)
         figures += feature_push_figures(audio, wav.sample_rate, cpu_model.feature_set, args.block_frames,
                                         min(10.0, args.stream_seconds))
     meta["bench_wall_time_s"] = f"{time.monotonic() - started:.0f}"

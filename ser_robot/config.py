@@ -91,7 +91,9 @@ class ParamSpec:
 _SOURCE_PARAMS = (
     ParamSpec("frame_id", "head_mics", "TF frame of the microphones, written to header.frame_id."),
     ParamSpec("stream_id", "ears", "Name of this audio stream, used in diagnostics and by consumers."),
-    ParamSpec("chunk_ms", 10.0, "Duration of one AudioFrame, in milliseconds.", min=1.0, max=1000.0),
+    ParamSpec("chunk_ms", 10.0, "Duration of one AudioFrame, in milliseconds. Every message costs CPU in each "
+              "receiving node: 20 ms halves the messages (README, Performance) for up to 10 ms more latency and, "
+              "through PulseAudio, more capture buffering.", min=1.0, max=1000.0),
     ParamSpec("encoding", "s16le", "Sample encoding of AudioFrame.data.", choices=("s16le", "f32le")),
     ParamSpec(
         "channel_ids",
@@ -178,8 +180,9 @@ FEATURES_PARAMS = (
               min=-90.0, max=90.0),
     ParamSpec("ear_spacing_m", 0.18, "Distance between the two ear microphones, metres.", min=0.01, max=1.0),
     ParamSpec("vad", True, "Run Silero VAD and publish its speech probability on vad_topic."),
-    ParamSpec("vad_block_windows", 1, "VAD probabilities (32 ms each) per published block (the inference node "
-              "waits for them: more per block, more latency).", min=1, max=1000),
+    ParamSpec("vad_block_windows", 1, "Most VAD probabilities (32 ms each) per published block; the windows "
+              "completed so far are also published with every feature block, so consumers never wait for them.",
+              min=1, max=1000),
     ParamSpec("max_frame_s", 1.0, "Longest AudioFrame accepted, seconds of audio; longer ones are dropped "
               "(too_long).", min=0.001, max=60.0),
     ParamSpec("max_streams", 8, "Most streams (frame_ids) processed at once; frames of further streams are "
@@ -255,6 +258,14 @@ RUNNER_PARAMS = (
         ["microphone", "features", "inference"],
         "Nodes that `ser-robot run` and ser.launch.py start, in order.",
         choices=NODE_KINDS,
+    ),
+    ParamSpec(
+        "parameter_services",
+        False,
+        "`ser-robot run`: give every node its parameter services (ros2 param get/set/list). Off by default: "
+        "rclpy's executor looks at each of a node's services whenever a message arrives, and the six parameter "
+        "services cost about 6 % of a core per node receiving 100 messages/s on a 2-core EPYC (README, "
+        "Performance). Lifecycle services stay. ser.launch.py's nodes always have them.",
     ),
 )
 

@@ -100,6 +100,27 @@ def test_pipeline_equals_offline_features_and_resets_on_gaps(feature_set):
     assert (pipeline.counters.seq_gaps, pipeline.counters.samples_lost, pipeline.counters.restarts) == (1, 3 * chunk, 2)
 
 
+@pytest.mark.parametrize("rate", [48000, 16000])  # resampled, and not
+def test_pipeline_returns_each_block_and_vad_window_with_the_chunk_that_completes_it(rate):
+    stereo, chunk = speech(rate=rate), rate // 100  # 10 ms chunks
+    pipeline = FeaturePipeline(create_extractor("egemaps"), block_frames=10, vad=True, vad_block_windows=8)
+    x = pipeline.extractor
+    clock = StreamingResampler(rate, 16000)  # counts the 16 kHz samples the stream holds after each chunk
+    frames = windows = flushed = 0
+    for seq, start in enumerate(range(0, len(stereo) - chunk + 1, chunk)):
+        features, vad = pipeline.push(stereo[start:start + chunk], rate, seq, start / rate)
+        frames += sum(len(b.frames) for b in features)
+        windows += sum(len(b.frames) for b in vad)
+        held = clock.produced_after(start + chunk)
+        final = max(0, (held - x.window_length) // x.hop_length + 1 - x.context[1])  # frames no later sample changes
+        assert frames == final - final % 10, f"chunk {seq}"
+        complete = held // 512
+        if features:  # every completed VAD window leaves with a block of frames
+            flushed = complete
+        assert windows == flushed + (complete - flushed) // 8 * 8, f"chunk {seq}"
+    assert frames >= 100 and windows >= 30
+
+
 @pytest.mark.ros
 def test_feature_node_over_dds_matches_offline(tmp_path):
     from ser_robot.bag import read_messages

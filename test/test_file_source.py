@@ -8,18 +8,18 @@ from ser_robot.errors import AudioError
 
 
 def test_chunks_cover_the_files_in_order_with_sample_exact_stamps(tmp_path):
-    a = write_stereo_tones(tmp_path / "a.wav", seconds=0.305, rate=16000)
+    a = write_stereo_tones(tmp_path / "a.wav", seconds=1.305, rate=16000)  # over two file reads
     (tmp_path / "sub").mkdir()
     b = write_stereo_tones(tmp_path / "sub" / "b.wav", seconds=0.2, rate=48000)
     source = FileSource([tmp_path], chunk_ms=10.0)
     chunks = list(source.chunks(start_time=1000.0))
     first = [c for c in chunks if c.sample_rate == 16000]
     second = [c for c in chunks if c.sample_rate == 48000]
-    assert [c.num_frames for c in first] == [160] * 30 + [80]
+    assert [c.num_frames for c in first] == [160] * 130 + [80]
     np.testing.assert_allclose(np.concatenate([c.samples for c in first]), a, atol=1 / 32768)
     np.testing.assert_allclose(np.concatenate([c.samples for c in second]), b, atol=1 / 32768)
     assert chunks[0].time == 1000.0
-    assert second[0].time == pytest.approx(1000.0 + 0.305)
+    assert second[0].time == pytest.approx(1000.0 + 1.305)
     assert np.diff([c.time for c in second]) == pytest.approx(0.01)
 
 

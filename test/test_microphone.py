@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, ser_robot, write_stereo_tones
+from ser_robot.config import validate_node_params
 from ser_robot.ros.qos import SENSOR_DATA_QOS
 
 pytestmark = [pytest.mark.ros, pytest.mark.audio]
@@ -59,11 +60,12 @@ def test_capture_through_virtual_ears(rclpy_context, virtual_ears, tmp_path):
     seqs = np.array([m.seq for m in msgs])
     assert np.all(np.diff(seqs) == 1), f"sequence gaps at {np.nonzero(np.diff(seqs) != 1)}"
     sizes = np.array([len(m.data) // 4 for m in msgs])
-    assert np.all(sizes == RATE // 100)
+    chunk_s = validate_node_params("microphone", {})["chunk_ms"] / 1000  # the default
+    assert np.all(sizes == round(RATE * chunk_s))
     stamps = np.array([time_to_seconds(m.header.stamp) for m in msgs])
     steps = np.diff(stamps)
-    # Stamps advance with the sample count (10 ms per frame) except at rare clock resyncs.
-    assert np.mean(np.abs(steps - 0.01) < 1e-4) > 0.99, steps
+    # Stamps advance with the sample count (one chunk per frame) except at rare clock resyncs.
+    assert np.mean(np.abs(steps - chunk_s) < 1e-4) > 0.99, steps
     assert abs(stamps[-1] - frames[-1][1]) < 0.5  # on the system clock, near reception time
     audio = np.concatenate([audio_frame_samples(m) for m in msgs])
     loud = np.nonzero(np.abs(audio[:, 0]) > 0.25)[0]

@@ -25,6 +25,7 @@ def test_record_play_round_trip(tmp_path):
         "run", "--duration", "30",
         "--set", "runner.nodes=[file_source, recorder]",
         "--set", f"file_source.paths=[{wav}]",
+        "--set", "file_source.chunk_ms=10.0",
         "--set", f"recorder.output={original}",
         "--set", "recorder.topics=[audio]",
     )

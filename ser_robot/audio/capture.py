@@ -25,6 +25,9 @@ from ser_robot.errors import AudioDeviceError
 
 __all__ = ["Backoff", "CaptureStats", "SoundDeviceCapture"]
 
+RESYNC_BLOCKS = 4
+"""A callback time this many blocks (and at least 50 ms) off the sample count re-anchors the stamps."""
+
 class Backoff:
     """Exponential back-off: ``initial_s``, doubled after each failure, capped at ``max_s``."""
 
@@ -139,7 +142,9 @@ class SoundDeviceCapture:
                 f"{self.channels} channel(s): {exc}"
             ) from None
         if self._clock is None or self._clock.sample_rate != rate:
-            self._clock = SampleClock(rate)
+            # A resync means lost samples; PulseAudio's callback times jitter by a few blocks when the
+            # stream starts (three 20 ms blocks measured here), so the threshold grows with the block.
+            self._clock = SampleClock(rate, resync_s=max(0.05, RESYNC_BLOCKS * blocksize / rate))
         else:
             self._clock.reset()
         with self._lock:

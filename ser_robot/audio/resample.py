@@ -44,6 +44,7 @@ class StreamingResampler:
         padded[:length] = self._taps
         # polyphase[p, t] = h[p + t * up]
         self._polyphase = padded.reshape(self._phase_taps, self.up).T.copy()
+        self._decimation_taps = self._polyphase[0][::-1].copy()  # up == 1: taps newest-last, for window @ taps
         self.reset()
 
     @property
@@ -57,17 +58,32 @@ class StreamingResampler:
         self._consumed = 0  # input samples seen
         self._produced = 0  # output samples emitted
 
-    def _outputs(self, available: int) -> np.ndarray:
-        """Output indices whose newest needed input index is < ``available``."""
+    def _complete(self, available: int) -> int:
+        """How many outputs (from the start) have their newest needed input index < ``available``."""
         # newest input index used by output n: floor((n * down + delay) / up)
-        last = (available * self.up - 1 - self._delay) // self.down if available else -1
-        return np.arange(self._produced, max(self._produced, last + 1))
+        return max(0, (available * self.up - 1 - self._delay) // self.down + 1) if available else 0
+
+    def _outputs(self, available: int) -> np.ndarray:
+        """Output indices not produced yet whose newest needed input index is < ``available``."""
+        return np.arange(self._produced, max(self._produced, self._complete(available)))
+
+    def produced_after(self, more: int) -> int:
+        """Output samples produced since the start (or :meth:`reset`) once ``more`` further input samples are pushed."""
+        if self.identity:
+            return self._consumed + more
+        return max(self._produced, self._complete(self._consumed + more))
 
     def _compute(self, indices: np.ndarray, signal: np.ndarray, offset: int) -> np.ndarray:
         """Outputs ``indices`` from ``signal``, whose element 0 is input index ``offset``."""
         if len(indices) > BLOCK:
             return np.concatenate([self._compute(indices[i:i + BLOCK], signal, offset)
                                    for i in range(0, len(indices), BLOCK)])
+        if self.up == 1 and len(indices):  # decimation (48 -> 16 kHz): one phase, windows are strided views
+            first = indices[0] * self.down + self._delay - offset - (self._phase_taps - 1)
+            end = indices[-1] * self.down + self._delay - offset + 1
+            if first >= 0 and end <= len(signal):
+                windows = np.lib.stride_tricks.sliding_window_view(signal[first:end], self._phase_taps)[::self.down]
+                return (windows @ self._decimation_taps).astype(np.float32)
         position = indices * self.down + self._delay
         phase, newest = position % self.up, position // self.up
         gather = newest[:, None] - np.arange(self._phase_taps)[None, :] - offset
@@ -78,6 +94,8 @@ class StreamingResampler:
         """Feed mono samples ``(n,)``; returns the output samples now complete ``(m,)`` float32."""
         samples = np.asarray(samples, dtype=np.float64).reshape(-1)
         if self.identity:
+            self._consumed += len(samples)
+            self._produced = self._consumed
             return samples.astype(np.float32)
         offset = self._consumed - len(self._history)
         signal = np.concatenate([self._history, samples])

@@ -3,7 +3,12 @@
 Per chunk: channels reduced to one signal (:class:`~ser_robot.audio.channels.ChannelReducer`),
 resampled to the extractor's rate (:class:`~ser_robot.audio.resample.StreamingResampler`),
 streamed through the extractor (:class:`~ser_robot.features.streaming.StreamingExtractor`) and
-optionally through Silero VAD; frames are grouped into blocks of ``block_frames``.
+optionally through Silero VAD; frames are grouped into blocks of ``block_frames``, VAD
+probabilities into blocks of at most ``vad_block_windows``: the probabilities of the windows
+completed so far also leave with every block of frames, so a consumer that needs both (the
+inference node) never waits for VAD, with one VAD message per feature block. The work after the
+channel reduction waits for the chunk that completes a block of either kind (each stage is
+chunk-size invariant): the same blocks come out of the same chunks, with far fewer calls.
 
 Timing: the stream's time origin is the stamp of the first chunk after a (re)start; frame ``i``
 starts ``i * hop / rate`` seconds after it, VAD window ``k`` ``k * 512 / 16000`` seconds after
@@ -109,6 +114,8 @@ class _Stream:
     vad_pending: list[np.ndarray] = field(default_factory=list)
     vad_start: int = 0
     unextracted: list[np.ndarray] = field(default_factory=list)  # mono samples not yet given to the extractor
+    unresampled: list[np.ndarray] = field(default_factory=list)  # mono samples at the input rate, not yet resampled
+    unresampled_count: int = 0
     samples: int = 0  # mono samples received since the stream's start, at the extractor's rate
 
 
@@ -193,8 +200,10 @@ class FeaturePipeline:
         self.counters.chunks += 1
         stream.next_seq = seq + 1
         stream.chunk_frames = samples.shape[0]
-        mono = stream.resampler.push(stream.reducer(samples, channel_ids))
-        self._process(mono, features, vad, final=False)
+        stream.unresampled.append(stream.reducer(samples, channel_ids))
+        stream.unresampled_count += samples.shape[0]
+        if stream.resampler.produced_after(stream.unresampled_count) >= self._samples_for_next_output(stream):
+            self._process(self._resample(stream), features, vad, final=False)
         return features, vad
 
     def _classify(self, seq: int, sample_rate: int, channels: int) -> str:
@@ -247,8 +256,26 @@ class FeaturePipeline:
     def _end(self, features: list[FeatureBlock], vad: list[FeatureBlock]) -> None:
         if self._stream is None:
             return
-        self._process(self._stream.resampler.flush(), features, vad, final=True)
+        stream = self._stream
+        self._process(np.concatenate([self._resample(stream), stream.resampler.flush()]), features, vad, final=True)
         self._stream = None
+
+    @staticmethod
+    def _resample(stream: _Stream) -> np.ndarray:
+        """The stream's samples not resampled yet, resampled (mono, the extractor's rate)."""
+        if not stream.unresampled:
+            return np.zeros(0, np.float32)
+        mono = stream.resampler.push(np.concatenate(stream.unresampled))
+        stream.unresampled.clear()
+        stream.unresampled_count = 0
+        return mono
+
+    def _samples_for_next_output(self, stream: _Stream) -> int:
+        """Samples (extractor's rate, since the stream's start) that complete the next block of frames or of VAD."""
+        needed = self._samples_for_next_block(stream)
+        if self.vad is not None:
+            needed = min(needed, (stream.vad_start + self.vad_block_windows) * self.vad.WINDOW)
+        return needed
 
     def _samples_for_next_block(self, stream: _Stream) -> int:
         """Samples the extractor needs before the current block's last frame is final (frame ``i`` is
@@ -274,8 +301,10 @@ class FeaturePipeline:
             stream.pending.append(frames.numpy())
             self.counters.frames += len(frames)
         hop_s = self.extractor.hop_length / self.extractor.sample_rate
+        blocks_before = len(features)
         stream.pending_start = self._emit(stream.pending, stream.pending_start, self.block_frames, hop_s,
                                           stream.origin, features, final)
+        with_features = len(features) > blocks_before
         if self.vad is not None:
             probabilities = self.vad.push(mono)
             if len(probabilities):
@@ -283,7 +312,7 @@ class FeaturePipeline:
                 self.counters.vad_windows += len(probabilities)
             window_s = self.vad.WINDOW / self.vad.SAMPLE_RATE
             stream.vad_start = self._emit(stream.vad_pending, stream.vad_start, self.vad_block_windows, window_s,
-                                          stream.origin, vad, final)
+                                          stream.origin, vad, final or with_features)
 
     @staticmethod
     def _emit(pending: list[np.ndarray], start: int, size: int, step_s: float, origin: float,

@@ -151,8 +151,10 @@ def _wait_for_acks(node: LifecycleNode, timeout_s: float) -> None:
 
 def create_nodes(config: RunConfig, namespace: str = "") -> NodeSet:
     """Instantiate ``config.nodes`` with their validated parameters (rclpy must be initialised)."""
+    services = bool(config.node_params("runner")["parameter_services"])
     nodes = [
-        node_class(kind)(kind, namespace=namespace, parameter_overrides=parameter_overrides(config.node_params(kind)))
+        node_class(kind)(kind, namespace=namespace, parameter_overrides=parameter_overrides(config.node_params(kind)),
+                         start_parameter_services=services)
         for kind in config.nodes
     ]
     return NodeSet(nodes, config.nodes)
