@@ -411,18 +411,10 @@ def test_node_configures_only_with_a_manifest_and_an_output_device(rclpy_context
         player.destroy_node()
 
 
-@pytest.fixture
-def ears(request):
-    """The virtual ears, or a skip where PulseAudio is missing."""
-    try:
-        return request.getfixturevalue("virtual_ears")
-    except AudioDeviceError as exc:
-        pytest.skip(f"no PulseAudio virtual ears here: {exc}")
-
-
 @pytest.mark.ros
 @pytest.mark.audio
-def test_device_output_is_captured_by_the_microphone_where_the_ground_truth_says(rclpy_context, ears, tmp_path):
+def test_device_output_is_captured_by_the_microphone_where_the_ground_truth_says(rclpy_context, virtual_ears,
+                                                                                  tmp_path):
     from ser_robot.ros.conversions import audio_frame_samples, time_to_seconds
 
     rate = 48000
