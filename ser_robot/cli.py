@@ -124,7 +124,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ser_robot.ros.demo import run_demo
 
-    return run_demo(args.out)
+    return run_demo(args.out, sentences=args.sentences)
 
 
 def cmd_synth_corpus(args: argparse.Namespace) -> int:
@@ -307,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="speech through the virtual ears -> microphone node -> bag")
     p.add_argument("--out", default="out/demo")
+    p.add_argument("--sentences", type=int, default=2, help="sentences per held-out speaker and emotion")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("synth-corpus", help="generate the synthetic emotional speech corpus (TTS voices, 4 classes)")

@@ -193,8 +193,26 @@ def test_ground_truth_message_is_a_certain_final_emotion(tmp_path):
     assert math.isnan(second.valence) and second.arousal == pytest.approx(0.1)
 
 
+class FakeOutputStream:
+    """A sounddevice output stream with what the player uses; the test calls its callback."""
+
+    latency = 0.02
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.active, self.closed = kwargs, False, False
+
+    def start(self):
+        self.active = True
+
+    def abort(self):
+        self.active = False
+
+    def close(self):
+        self.closed = True
+
+
 class FakeSoundDevice:
-    """Stands in for the sounddevice module: four devices, an output stream whose callback the test drives."""
+    """Stands in for the sounddevice module: four devices, output streams whose callbacks the test drives."""
 
     default = types.SimpleNamespace(device=[3, 0])
 
@@ -212,10 +230,7 @@ class FakeSoundDevice:
                                    ("USB mic", 0))]
 
     def OutputStream(self, **kwargs):  # the sounddevice name
-        stream = types.SimpleNamespace(kwargs=kwargs, latency=0.02, active=False)
-        stream.start = lambda: setattr(stream, "active", True)
-        stream.abort = lambda: setattr(stream, "active", False)
-        stream.close = lambda: None
+        stream = FakeOutputStream(**kwargs)
         self.streams.append(stream)
         return stream
 

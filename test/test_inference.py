@@ -152,6 +152,28 @@ def test_late_blocks_are_dropped_and_a_time_jump_restarts_the_stream(stream_audi
     assert jumped.counters.restarts == 1
 
 
+@pytest.mark.parametrize("mode", ["utterance", "window"])
+def test_results_waiting_for_an_input_that_never_comes_are_given_up_and_counted(mode, stream_audio, tiny_checkpoint):
+    """One input only (the feature node's VAD off, or features lost): pending results stay bounded
+    by the other input's buffer, each one given up is counted, and none is published."""
+    model = EmotionModel(tiny_checkpoint(), "cpu")
+    features, vad = _blocks(np.tile(stream_audio, (3, 1)), 160)  # about a minute: longer than the buffers
+    settings = InferenceSettings(mode=mode)
+    expected = [r for r in _run(StreamInference(model, settings), features, vad, interleave=True) if r.final]
+    engine = StreamInference(model, settings)
+    most_pending = 0
+    for block in features if mode == "window" else vad:
+        results = engine.push_features(block.start_time, block.frames) if mode == "window" else \
+            engine.push_vad(block.start_time, block.frames[:, 0])
+        assert results == []
+        most_pending = max(most_pending, engine.pending)
+    assert engine.finish() == [] and engine.pending == 0
+    counters = engine.counters
+    assert counters.abandoned > 0 and counters.abandoned + counters.dropped_segments == len(expected) > 6
+    keep_s = max(settings.window_s, settings.max_utterance_s + settings.hangover_s) + 1.0
+    assert most_pending <= 2 * keep_s / settings.hop_s + 1
+
+
 def test_smoothing_blends_successive_final_results(stream_audio, tiny_checkpoint):
     model = EmotionModel(tiny_checkpoint(), "cpu")
     blocks = _blocks(stream_audio, len(stream_audio))
@@ -212,6 +234,13 @@ def test_run_refuses_a_model_for_another_feature_set_before_starting(tmp_path, t
     done = ser_robot("run", "--config", str(config), "--duration", "5")
     assert done.returncode == 2, done.stderr
     assert "trained on feature set 'logmel_mtl_aug', but the feature node computes 'egemaps'" in done.stderr
+
+
+def test_run_refuses_an_inference_node_without_the_feature_nodes_vad(tmp_path):
+    done = ser_robot("run", "--set", "runner.nodes=[file_source,features,inference]", "--set", "features.vad=false",
+                     "--duration", "5")
+    assert done.returncode == 2, done.stderr
+    assert "features.vad is false: set features.vad: true" in done.stderr
 
 
 # --- backends ------------------------------------------------------------------------------------

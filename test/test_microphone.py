@@ -101,3 +101,55 @@ def test_node_rejects_out_of_range_override(rclpy_context):
 
     with pytest.raises(InvalidParameterValueException, match="sample_rate"):
         MicrophoneNode("bad_microphone", parameter_overrides=[Parameter("sample_rate", value=-5)])
+
+
+def test_reconnect_leaves_other_streams_of_the_process_running(virtual_ears):
+    """A capture's reconnect must not re-initialise PortAudio under the other streams of its process."""
+    from ser_robot.audio.capture import SoundDeviceCapture
+    from ser_robot.audio.devices import open_streams
+
+    first, second = SoundDeviceCapture("pulse", RATE), SoundDeviceCapture("pulse", RATE)
+    first.open()
+    second.open()
+    try:
+        assert open_streams() == 2
+        # The first PortAudio stream of a process takes about 2 s to deliver through PulseAudio, so
+        # the stall check reopens it once: wait until the first capture delivers steadily.
+        deadline, steady = time.monotonic() + 15, 0
+        while steady < 50 and time.monotonic() < deadline:
+            steady = steady + 1 if first.read(timeout=0.1) is not None else 0
+        reconnects = first.stats.reconnects
+        second.close()  # as after a stall; the back-off is ready, so supervising reconnects at once
+        second._supervise()
+        assert (second.stats.reconnects, second.connected, second.stats.last_error) == (1, True, "")
+        while first.read(timeout=0) is not None:  # blocks captured before the reconnect
+            pass
+        time.sleep(0.5)
+        delivered = 0
+        while first.read(timeout=0) is not None:
+            delivered += 1
+        assert delivered >= 25, f"the other stream delivered {delivered} 10 ms blocks in 0.5 s after the reconnect"
+        assert first.stats.reconnects == reconnects
+    finally:
+        first.close()
+        second.close()
+    assert open_streams() == 0
+
+
+def test_device_refresh_reinitialises_portaudio_only_without_open_streams(virtual_ears, monkeypatch):
+    from ser_robot.audio.capture import SoundDeviceCapture
+    from ser_robot.audio.devices import _sounddevice, list_input_devices
+
+    sd = _sounddevice()
+    calls = []
+    terminate = sd._terminate
+    monkeypatch.setattr(sd, "_terminate", lambda: (calls.append("terminate"), terminate())[1])
+    capture = SoundDeviceCapture("pulse", RATE)
+    capture.open()
+    try:
+        assert any("pulse" in d.name for d in list_input_devices(refresh=True))
+        assert calls == []
+    finally:
+        capture.close()
+    assert any("pulse" in d.name for d in list_input_devices(refresh=True))
+    assert calls == ["terminate"]

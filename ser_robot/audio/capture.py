@@ -19,7 +19,7 @@ import numpy as np
 
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.clock import SampleClock
-from ser_robot.audio.devices import InputDevice, _sounddevice, resolve_input_device
+from ser_robot.audio.devices import InputDevice, _sounddevice, open_streams, resolve_input_device, track_stream
 from ser_robot.audio.pcm import DTYPES
 from ser_robot.errors import AudioDeviceError
 
@@ -113,7 +113,10 @@ class SoundDeviceCapture:
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
         """Find the device and start the stream; raise :class:`AudioDeviceError` if impossible."""
-        self.device = resolve_input_device(self.device_spec)
+        try:
+            self.device = resolve_input_device(self.device_spec)
+        except AudioDeviceError:  # perhaps added since PortAudio started (a sound server started later)
+            self.device = resolve_input_device(self.device_spec, refresh=True)
         if self.channels > self.device.max_input_channels:
             raise AudioDeviceError(
                 f"input device {self.device.describe()} has {self.device.max_input_channels} "
@@ -136,6 +139,7 @@ class SoundDeviceCapture:
                 callback=self._callback,
             )
             stream.start()
+            track_stream(stream)
         except Exception as exc:  # PortAudioError, ValueError for unsupported settings
             raise AudioDeviceError(
                 f"cannot open input device {self.device.describe()} at {rate} Hz with "
@@ -216,7 +220,10 @@ class SoundDeviceCapture:
             self.device = resolve_input_device(self.device_spec, refresh=True)
             self._start_stream()
         except AudioDeviceError as exc:
-            self._last_error = str(exc)
+            others = open_streams()
+            self._last_error = str(exc) + (
+                f" (PortAudio's device list was not refreshed: {others} other audio stream(s) of this process "
+                "are open, and re-initialising PortAudio would stop them)" if others else "")
             self._backoff.failed(now)
             return
         self._reconnects += 1

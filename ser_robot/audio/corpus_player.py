@@ -29,7 +29,7 @@ import numpy as np
 
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.clock import SampleClock
-from ser_robot.audio.devices import OutputDevice, _sounddevice, resolve_output_device
+from ser_robot.audio.devices import OutputDevice, _sounddevice, resolve_output_device, track_stream
 from ser_robot.audio.resample import resample
 from ser_robot.data.manifest import EMOTIONS, Manifest, Utterance, read_manifest
 from ser_robot.errors import AudioDeviceError, AudioError, DataError
@@ -333,6 +333,7 @@ class DevicePlayer:
             )
             self._latency = float(stream.latency)
             stream.start()
+            track_stream(stream)
         except Exception as exc:  # PortAudioError, ValueError for unsupported settings
             raise AudioDeviceError(
                 f"cannot open output device {device.describe()} at {self.sample_rate} Hz with "
@@ -372,8 +373,7 @@ class DevicePlayer:
 
     @property
     def running(self) -> bool:
-        """True while the stream is open and its callback runs (False after a device loss, or once
-        PortAudio was re-initialised under it, e.g. by a microphone's reconnect in this process)."""
+        """True while the stream is open and its callback runs (False after a device loss)."""
         stream = self._stream
         if stream is None or time.monotonic() - self._last_callback > self.STALL_S:
             return False

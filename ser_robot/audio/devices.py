@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence, TypeVar
 
 from ser_robot.errors import AudioDeviceError
 
-__all__ = ["InputDevice", "OutputDevice", "list_input_devices", "list_output_devices", "resolve_input_device",
-           "resolve_output_device"]
+__all__ = ["InputDevice", "OutputDevice", "list_input_devices", "list_output_devices", "open_streams",
+           "resolve_input_device", "resolve_output_device", "track_stream"]
+
+_STREAMS: weakref.WeakSet[Any] = weakref.WeakSet()
+"""PortAudio streams this process opened through :func:`track_stream`."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,28 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
+def track_stream(stream: Any) -> Any:
+    """Register a sounddevice stream this process opened (returned as is), so that a device refresh
+    never re-initialises PortAudio under it."""
+    _STREAMS.add(stream)
+    return stream
+
+
+def open_streams() -> int:
+    """Number of tracked streams not closed yet."""
+    return sum(1 for stream in list(_STREAMS) if not stream.closed)
+
+
 def list_input_devices(refresh: bool = False) -> list[InputDevice]:
     """All devices with at least one input channel.
 
-    ``refresh`` re-initialises PortAudio so devices plugged in (or lost) since start are seen;
-    never call it while a stream is open.
+    ``refresh`` re-initialises PortAudio so devices plugged in (or lost) since start are seen,
+    but only while no tracked stream is open: re-initialising would stop every stream of the
+    process (another microphone, a corpus player's output). With streams open the current list
+    is returned; a device plugged in since start appears once they are closed.
     """
     sd = _sounddevice()
-    if refresh:
+    if refresh and open_streams() == 0:
         sd._terminate()
         sd._initialize()
     hostapis = sd.query_hostapis()

@@ -21,7 +21,10 @@ Both depend only on the frames and probabilities, not on how they were split int
 streaming gives the results of the whole signal processed at once (tested). Timing: a block
 whose start time is later than expected (a lost block, a restarted stream) ends the track and
 starts it again at the new time; a block that starts earlier than expected (late, duplicated,
-out of order) is dropped and counted. ``smoothing`` > 0 blends each final result's
+out of order) is dropped and counted. A result still waiting for one input when the other input's
+buffer no longer holds the start of its span (the feature node's VAD is off, or the two topics
+come from different sources) is given up and counted (``abandoned``): nothing waits forever.
+``smoothing`` > 0 blends each final result's
 probabilities (and arousal/valence) with the previous one's (weight ``smoothing``); a
 ``speech=False`` result resets it.
 """
@@ -89,6 +92,7 @@ class InferenceCounters:
     out_of_order: int = 0  # blocks dropped because they start before the expected time
     truncated: int = 0  # results computed from fewer frames than their span (frames lost in a restart)
     dropped_segments: int = 0  # segments whose frames never arrived
+    abandoned: int = 0  # results given up waiting for one input after the other's buffer dropped their start
 
 
 class _Track:
@@ -127,6 +131,10 @@ class _Track:
 
     def time(self, index: float) -> float:
         return self.origin + index * self.step
+
+    def holds(self, time: float) -> bool:
+        """False once the rows from ``time`` on are no longer all kept (trimmed); True before the first row."""
+        return self.origin is None or self.offset <= max(0, math.ceil(self.index(time) - _EPS))
 
     def slice(self, lo: int, hi: int) -> np.ndarray:
         """Rows ``[lo, hi)`` that are still kept (clipped)."""
@@ -256,7 +264,11 @@ class StreamInference:
             rows = request.rows(self.features, self.vad)
             ready = rows is not None and self.features.count >= rows[0][1] and self.vad.count >= rows[1][1]
             if not (ready or flush):
-                return
+                if self.features.holds(request.window_start) and self.vad.holds(request.window_start):
+                    return
+                self._pending.pop(0)
+                self.counters.abandoned += 1
+                continue
             self._pending.pop(0)
             result = self._result(request, rows)
             if result is not None:

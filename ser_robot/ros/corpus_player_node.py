@@ -192,8 +192,7 @@ class CorpusPlayerNode(AudioSourceNode):
             self.finished.set()
             self.get_logger().info(f"end of the programme: {self.utterances_played} utterance(s) played")
         elif not player.running:
-            self._fail(f"the output stream stopped (no audio callback for {DevicePlayer.STALL_S:g} s: device lost, "
-                       "or PortAudio re-initialised by another stream of this process)")
+            self._fail(f"the output stream stopped (no audio callback for {DevicePlayer.STALL_S:g} s: device lost?)")
         else:
             self._stop.wait(DEVICE_POLL_S)
 

@@ -4,7 +4,8 @@
    on (its held-out fold); a few of their sentences are synthesised with the same voices
    (``out/demo/heldout``, the synthetic corpus' rules).
 2. One ``ser-robot run`` in this process, over real DDS: the corpus player plays them with
-   pauses into the PulseAudio virtual two-ear device, where the microphone node captures them
+   pauses into the PulseAudio virtual two-ear device, where the microphone node (same process)
+   captures them
    (when PulseAudio is not available: the corpus player publishes the audio itself) -> feature
    node -> inference node (one printed line per emotion: time, label, confidence, latency) ->
    recorder (MCAP bag with audio, features, VAD, emotions, ground truth and diagnostics).
@@ -14,10 +15,8 @@
 from __future__ import annotations
 
 import datetime
-import json
 import pathlib
 import shlex
-import subprocess
 import sys
 import time
 
@@ -29,7 +28,8 @@ __all__ = ["run_demo"]
 
 RECORDED = ["audio", "features", "vad", "emotion", "ground_truth", "diagnostics"]
 PAUSE_S = 1.0  # silence between utterances, s
-START_DELAY_S = 3.0  # after activation, before the first utterance, s (DDS discovery between processes)
+START_DELAY_S = 3.0  # after activation, before the first utterance, s (the first capture stream of a process
+# takes about 2 s to deliver through PulseAudio)
 
 
 def _held_out_corpus(out: pathlib.Path, sentences: int) -> tuple[pathlib.Path, list[str], str]:
@@ -82,46 +82,36 @@ def run_demo(out_dir: str | pathlib.Path = "out/demo", sentences: int = 2) -> in
         "inference": {"mode": "utterance", "stdout": True},
         "recorder": {"output": str(bag), "topics": RECORDED},
     }
+    nodes = ["corpus_player", "features", "inference", "recorder"]
     if ears is None:
-        nodes = ["corpus_player", "features", "inference", "recorder"]
         params["corpus_player"] = {**player, "output": "topic"}
     else:
-        nodes = ["microphone", "features", "inference", "recorder"]
+        nodes.insert(1, "microphone")
+        params["corpus_player"] = {**player, "output": "device", "device": "pulse"}
         params["microphone"] = {"device": "pulse", "sample_rate": 48000}
+        print(f"demo: playing into the virtual ears at {ears.server}; the microphone node captures them", flush=True)
     params = {kind: validate_node_params(kind, values) for kind, values in params.items()}
     params["runner"] = validate_node_params("runner", {"nodes": nodes})
     config = RunConfig(path=None, nodes=nodes, params=params)
-    if ears is None:
-        return _finish(run(config), bag)
-    # The player runs in a process of its own: the microphone's reconnect logic may restart
-    # PortAudio, which would kill an output stream of the same process.
-    print(f"demo: playing into the virtual ears at {ears.server}; the microphone node captures them", flush=True)
-    settings = {**player, "output": "device", "device": "pulse"}
-    command = [sys.executable, "-m", "ser_robot", "run", "--set", "runner.nodes=[corpus_player]"]
-    for key, value in settings.items():
-        command += ["--set", f"corpus_player.{key}={json.dumps(value) if isinstance(value, list) else value}"]
-    processes: list[subprocess.Popen] = []
+    players: list = []
     ended: list[float] = []
 
-    def start_player(_nodes) -> None:
-        processes.append(subprocess.Popen(command))
+    def find_player(started) -> None:
+        players.extend(node for node, kind in zip(started.nodes, started.kinds) if kind == "corpus_player")
 
     def player_done() -> bool:  # then one hangover and a margin for the last segment's result
-        if processes and processes[0].poll() is not None and not ended:
+        if players and players[0].finished.is_set() and not ended:
             ended.append(time.monotonic())
         return bool(ended) and time.monotonic() - ended[0] > 1.0
 
     try:
-        code = run(config, on_started=start_player, until=player_done, duration_s=programme_s + 60.0)
+        code = run(config, on_started=find_player, until=player_done, duration_s=programme_s + 60.0)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-            process.wait(timeout=10)
-        ears.stop()
-    if processes and processes[0].returncode != 0:
-        print(f"demo: the corpus player failed (exit {processes[0].returncode})", file=sys.stderr, flush=True)
-        return processes[0].returncode or 1
+        if ears is not None:
+            ears.stop()
+    if players and players[0].failure:
+        print(f"demo: the corpus player failed: {players[0].failure}", file=sys.stderr, flush=True)
+        return 1
     return _finish(code, bag)
 
 

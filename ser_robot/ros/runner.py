@@ -26,7 +26,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
 from ser_robot.config import SOURCE_NODES, RunConfig
-from ser_robot.errors import SerRobotError
+from ser_robot.errors import ConfigError, SerRobotError
 
 __all__ = ["NodeSet", "NODE_CLASSES", "check_pipeline", "create_nodes", "node_class", "parameter_overrides", "run",
            "spin_single"]
@@ -180,10 +180,16 @@ class _StopOnSignal:
 
 
 def check_pipeline(config: RunConfig) -> None:
-    """Refuse, before any node starts, an inference model trained on other features than the feature node's."""
+    """Refuse, before any node starts, an inference node that cannot work with the feature node:
+    a model trained on other features, or no VAD (both modes need the speech probability)."""
     if "inference" in config.nodes and "features" in config.nodes:
         from ser_robot.inference.model import check_model_for_features
 
+        if not config.node_params("features")["vad"]:
+            raise ConfigError(
+                "the inference node needs the feature node's speech probability (utterance mode segments "
+                "with it, window mode tells speech from silence with it), but features.vad is false: set "
+                "features.vad: true, or leave the inference node out of runner.nodes")
         check_model_for_features(config.node_params("inference")["model"], config.node_params("features")["feature_set"])
 
 
