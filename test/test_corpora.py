@@ -508,6 +508,8 @@ def test_shipped_label_config():
             ("anger", "disgust", "fear", "guilt", "happiness", "sadness", "surprise") if name == "demos" else EMOTIONS)
     iemocap = config["iemocap"].label_set("emotions4")
     assert {code: iemocap.mapping[code] for code in ("hap", "exc", "fru")} == {"hap": "happy", "exc": "happy", "fru": None}
+    assert {name: corpus.dimension_scale for name, corpus in config.items() if corpus.dimension_scale != (-1, 1)} == {
+        "iemocap": (1.0, 5.0), "msp_improv": (1.0, 5.0)}  # the corpora with dimensional ratings
 
 
 GOOD_SECTION = """
@@ -531,6 +533,9 @@ emodb:
     (("default_label_set: two", "default: two"), r"unknown key\(s\) default; missing key\(s\) default_label_set"),
     (("labels: [angry, neutral]", "labels: [angry, neutral, angry]"), r"'labels' lists a label twice"),
     (("labels: [angry, neutral]", "labels: [angry, neutral, sad]"), r"label\(s\) sad have no code mapped"),
+    (("default_label_set: two", "default_label_set: two\n  dimension_scale: [5, 1]"),
+     r"'dimension_scale' must be \[low, high\] with low < high, got \[5, 1\]"),
+    (("default_label_set: two", "default_label_set: two\n  dimension_scale: 5"), r"'dimension_scale' must be"),
 ])
 def test_label_config_errors(tmp_path, edit, message):
     path = text(tmp_path / "corpora.yaml", GOOD_SECTION.replace(*edit))

@@ -193,6 +193,22 @@ def test_ground_truth_message_is_a_certain_final_emotion(tmp_path):
     assert math.isnan(second.valence) and second.arousal == pytest.approx(0.1)
 
 
+def test_ground_truth_arousal_and_valence_are_mapped_from_the_corpus_scale_to_unit_range(tmp_path):
+    from ser_robot.audio.corpus_player import Cue
+    from ser_robot.ros.corpus_player_node import ground_truth_message
+
+    def rated(corpus, arousal, valence):
+        utterance = Utterance(id="x", path="x.wav", speaker="s", corpus=corpus, duration_s=1.0, sample_rate=16000,
+                              label="sad", arousal=arousal, valence=valence)
+        return ground_truth_message(Cue(utterance, 0, 16000, 16000), EMOTIONS, 0.0, 1.0, "head")
+
+    iemocap = rated("iemocap", 5.0, 2.0)  # IEMOCAP rates 1-5 (config/corpora.yaml: dimension_scale)
+    assert (iemocap.arousal, iemocap.valence) == (1.0, -0.5)
+    assert rated("msp_improv", 3.0, 1.0).valence == -1.0
+    synthetic = rated("synthetic", 0.25, -0.75)  # already on [-1, 1]
+    assert (synthetic.arousal, synthetic.valence) == (0.25, -0.75)
+
+
 class FakeOutputStream:
     """A sounddevice output stream with what the player uses; the test calls its callback."""
 

@@ -10,7 +10,8 @@ Each line is one utterance (:class:`Utterance`)::
 ``label`` is the class in the experiment's label set (the four classes ``EMOTIONS`` unless a
 corpus' configuration says otherwise); ``original_label`` keeps the corpus' own code. A
 missing ``label`` means unlabelled speech (LibriSpeech). Arousal / valence / dominance are on
-the corpus' own scale (IEMOCAP 1-5, the synthetic corpus -1..1). Relative paths are relative to
+the corpus' own scale (IEMOCAP 1-5, the synthetic corpus -1..1; ``dimension_scale`` in
+``config/corpora.yaml`` names it, and the corpus player maps it onto [-1, 1]). Relative paths are relative to
 the manifest file's folder. :func:`read_manifest` validates every line and names the line and
 field at fault.
 """

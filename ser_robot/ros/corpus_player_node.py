@@ -9,7 +9,6 @@ DAC (device), one final ``Emotion`` spanning it goes out on ``ground_truth_topic
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from typing import Callable, Iterator
@@ -19,6 +18,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.corpus_player import Cue, DevicePlayer, Programme
 from ser_robot.audio.file_source import Pacer
+from ser_robot.data.corpora.labels import unit_dimension
 from ser_robot.errors import SerRobotError
 from ser_robot.ros.audio_source_node import AudioSourceNode
 from ser_robot.ros.conversions import seconds_to_time
@@ -47,8 +47,8 @@ def ground_truth_message(cue: Cue, labels: tuple[str, ...], start_s: float, end_
     msg.confidence = 1.0
     msg.labels = list(labels)
     msg.probabilities = [1.0 if label == u.label else 0.0 for label in labels]
-    msg.arousal = math.nan if u.arousal is None else float(u.arousal)
-    msg.valence = math.nan if u.valence is None else float(u.valence)
+    msg.arousal = unit_dimension(u.arousal, u.corpus)  # Emotion's scale is [-1, 1]; IEMOCAP rates 1-5
+    msg.valence = unit_dimension(u.valence, u.corpus)
     msg.model_id = f"ground_truth:{u.id}"
     return msg
 

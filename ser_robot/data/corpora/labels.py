@@ -2,7 +2,8 @@
 
 Each corpus section lists its label ``codes`` (code -> meaning), a ``default_label_set`` and
 ``label_sets`` (name -> ``labels`` in class-index order and a ``map`` from every code to a label
-or ``null``, which drops the utterance). Loaders hold no label table of their own: this file is
+or ``null``, which drops the utterance), and optionally the ``dimension_scale`` of its
+arousal / valence ratings. Loaders hold no label table of their own: this file is
 the one place where label defaults live. A code met in a corpus but absent from ``codes`` is a
 :class:`DataError`; a malformed file is a :class:`ConfigError` naming the corpus and key.
 """
@@ -10,6 +11,7 @@ the one place where label defaults live. A code met in a corpus but absent from 
 from __future__ import annotations
 
 import functools
+import math
 import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +21,12 @@ from typing import Any
 from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError, DataError
 
-__all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config"]
+__all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config",
+           "unit_dimension"]
 
 _SECTION_KEYS = {"codes", "default_label_set", "label_sets"}
+_OPTIONAL_SECTION_KEYS = {"dimension_scale"}
+UNIT_SCALE = (-1.0, 1.0)
 _LABEL_SET_KEYS = {"labels", "map"}
 
 
@@ -53,6 +58,7 @@ class CorpusLabels:
     codes: Mapping[str, str]
     label_sets: Mapping[str, LabelSet]
     default_label_set: str
+    dimension_scale: tuple[float, float] = UNIT_SCALE  # (low, high) of its arousal / valence ratings
 
     def label_set(self, name: str | None = None) -> LabelSet:
         """The label set ``name`` (``None``: the default). Raises :class:`ConfigError` for an unknown name."""
@@ -99,11 +105,25 @@ def corpus_labels(corpus: str, path: str | pathlib.Path | None = None) -> Corpus
     return config[corpus]
 
 
+def unit_dimension(value: float | None, corpus: str) -> float:
+    """An arousal / valence rating of ``corpus`` mapped from its ``dimension_scale`` onto [-1, 1]
+    (NaN when missing); corpora without a scale (the synthetic corpus) are on [-1, 1] already."""
+    if value is None:
+        return math.nan
+    config = load_corpora_config()
+    low, high = config[corpus].dimension_scale if corpus in config else UNIT_SCALE
+    return 2.0 * (float(value) - low) / (high - low) - 1.0
+
+
 def _parse_corpus(corpus: str, section: Any, path: pathlib.Path) -> CorpusLabels:
     where = f"{path}: corpus {corpus!r}"
     if not isinstance(section, dict):
         raise ConfigError(f"{where} must be a mapping with keys {sorted(_SECTION_KEYS)}") from None
-    _check_keys(section, _SECTION_KEYS, where)
+    _check_keys(section, _SECTION_KEYS, where, optional=_OPTIONAL_SECTION_KEYS)
+    scale = section.get("dimension_scale", list(UNIT_SCALE))
+    if (not isinstance(scale, list) or len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale)
+            or not scale[0] < scale[1]):
+        raise ConfigError(f"{where}: 'dimension_scale' must be [low, high] with low < high, got {scale!r}") from None
     codes = section["codes"]
     if not isinstance(codes, dict) or not codes:
         raise ConfigError(f"{where}: 'codes' must be a non-empty mapping code -> meaning") from None
@@ -119,7 +139,8 @@ def _parse_corpus(corpus: str, section: Any, path: pathlib.Path) -> CorpusLabels
     if default not in label_sets:
         raise ConfigError(
             f"{where}: default_label_set {default!r} is not one of its label sets ({', '.join(label_sets)})") from None
-    return CorpusLabels(corpus=corpus, codes=dict(codes), label_sets=label_sets, default_label_set=default)
+    return CorpusLabels(corpus=corpus, codes=dict(codes), label_sets=label_sets, default_label_set=default,
+                        dimension_scale=(float(scale[0]), float(scale[1])))
 
 
 def _parse_label_set(corpus: str, name: str, spec: Any, codes: dict, where: str) -> LabelSet:
@@ -155,16 +176,17 @@ def _parse_label_set(corpus: str, name: str, spec: Any, codes: dict, where: str)
     return LabelSet(corpus=corpus, name=name, labels=tuple(labels), mapping=dict(mapping))
 
 
-def _check_keys(section: dict, expected: set[str], where: str) -> None:
+def _check_keys(section: dict, expected: set[str], where: str, optional: set[str] = frozenset()) -> None:
     problems = []
-    unknown = sorted(str(key) for key in set(section) - expected)
+    unknown = sorted(str(key) for key in set(section) - expected - optional)
     if unknown:
         problems.append(f"unknown key(s) {', '.join(unknown)}")
     missing = sorted(expected - set(section))
     if missing:
         problems.append(f"missing key(s) {', '.join(missing)}")
     if problems:
-        raise ConfigError(f"{where}: {'; '.join(problems)} (expected exactly {', '.join(sorted(expected))})") from None
+        also = f" and optionally {', '.join(sorted(optional))}" if optional else ""
+        raise ConfigError(f"{where}: {'; '.join(problems)} (expected exactly {', '.join(sorted(expected))}{also})") from None
 
 
 def _check_code(code: Any, where: str) -> None:
