@@ -214,6 +214,34 @@ def test_corrupt_and_missing_checkpoints_are_refused_with_their_path(tmp_path, t
     check_model_for_features(str(tiny_checkpoint()), "egemaps")
 
 
+def test_dimensional_model_outputs_are_mapped_from_the_training_rating_scale(tiny_corpus, tmp_path):
+    """A model trained on IEMOCAP-style 1-5 ratings publishes arousal/valence on Emotion's [-1, 1]."""
+    import dataclasses
+
+    from ser_robot.data.corpora.labels import dimension_scale
+    from ser_robot.data.manifest import Manifest, read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.train.checkpoint import load_checkpoint
+    from ser_robot.train.config import load_train_config
+    from ser_robot.train.trainer import train
+
+    rated = Manifest([dataclasses.replace(u, corpus="iemocap", arousal=3 + 2 * u.arousal, valence=3 + 2 * u.valence)
+                      for u in read_manifest(tiny_corpus)])
+    config = load_train_config(ROOT / "config/train/lakomkin.yaml", {
+        "head": "dimensional", "epochs": 1, "workers": 0, "batch_size": 8, "augmentation": {"kind": "none"}})
+    path = train(config, leave_one_speaker_out(rated)[0], out_dir=tmp_path, progress=False).best_checkpoint
+    assert load_checkpoint(path)["dimension_scale"] == [1.0, 5.0]
+    model = EmotionModel(path, "cpu", backend="torch")
+    frames = np.random.default_rng(0).normal(size=(200, len(model.feature_names))).astype(np.float32)
+    with torch.inference_mode():
+        raw = model.model.forward_one(model.normalizer(torch.from_numpy(frames))[None])[0]
+    expected = ((raw - 1) / 2 - 1).clamp(-1, 1).tolist()  # 1..5 -> -1..1
+    prediction = model.predict(frames)
+    assert [prediction.arousal, prediction.valence] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ConfigError, match="different scales"):
+        dimension_scale({"iemocap", "synthetic"})
+
+
 def test_device_auto_is_cpu_without_cuda_and_cuda_is_refused_then():
     import torch
 

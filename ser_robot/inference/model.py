@@ -92,6 +92,8 @@ class EmotionModel:
         self.sample_rate = int(checkpoint["sample_rate"])
         self.head: str = str(checkpoint["head"])
         self.labels: tuple[str, ...] = tuple(checkpoint["labels"]) if self.head == "categorical" else ()
+        # (low, high) of the ratings a dimensional model was trained on; outputs are mapped onto [-1, 1]
+        self.dimension_scale: tuple[float, float] = tuple(checkpoint.get("dimension_scale", (-1.0, 1.0)))
         try:
             extractor = create_extractor(self.feature_set)
         except Exception as error:  # noqa: BLE001 - unknown feature set name in a foreign checkpoint
@@ -159,7 +161,8 @@ class EmotionModel:
             out = self.model.forward_one(self.normalizer(x)[None])[0].float()
         if self.head == "categorical":
             return Prediction(torch.softmax(out, dim=0).cpu().numpy())
-        arousal, valence = out.clamp(-1.0, 1.0).cpu().tolist()
+        low, high = self.dimension_scale
+        arousal, valence = (2.0 * (out - low) / (high - low) - 1.0).clamp(-1.0, 1.0).cpu().tolist()
         return Prediction(np.zeros(0, np.float32), arousal, valence)
 
 

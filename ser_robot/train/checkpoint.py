@@ -7,6 +7,7 @@ resumable; ``"best"``: the selected model, without optimiser state);
 ``model``: ``{"name", "hparams", "config", "state", "head", "num_outputs", "num_features"}``;
 ``features``: ``{"set", "names", "sample_rate", "normalizer"}`` (``FeatureNormalizer.to_dict()``);
 ``labels`` (class order), ``head``, ``sample_rate``; ``train_config`` (``TrainConfig.to_dict()``);
+``dimension_scale`` (dimensional head only: ``[low, high]`` of the training ratings);
 ``fold``: ``{"name", "train", "validation", "test"}`` speakers;
 ``epoch`` (epochs completed); ``optimizer``, ``scheduler``, ``scaler`` state dicts; ``rng``
 (``{"torch": ByteTensor, "cuda": [ByteTensor, ...]}``); ``early_stop`` (``{"best", "best_epoch",

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ser_robot.data.corpora.labels import dimension_scale
 from ser_robot.data.splits import Fold
 from ser_robot.eval.metrics import classification_report, regression_report
 from ser_robot.features.normalization import FeatureNormalizer
@@ -430,6 +431,8 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         "fold": {"name": fold.name, "train": fold.train.speakers, "validation": fold.validation.speakers,
                  "test": fold.test.speakers},
     }
+    if config.head == "dimensional":  # targets stay on the corpus' rating scale (the papers' MAE is on it);
+        base["dimension_scale"] = list(dimension_scale({u.corpus for u in fold.train}))  # inference maps it to [-1, 1]
 
     def model_entry(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         return {"name": config.model, "hparams": to_plain(hparams), "config": to_plain(model.config),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError, DataError
 
 __all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config",
-           "unit_dimension"]
+           "dimension_scale", "unit_dimension"]
 
 _SECTION_KEYS = {"codes", "default_label_set", "label_sets"}
 _OPTIONAL_SECTION_KEYS = {"dimension_scale"}
@@ -103,6 +103,17 @@ def corpus_labels(corpus: str, path: str | pathlib.Path | None = None) -> Corpus
         raise ConfigError(
             f"{where} has no section for corpus {corpus!r}; sections: {', '.join(config)}") from None
     return config[corpus]
+
+
+def dimension_scale(corpora: Iterable[str]) -> tuple[float, float]:
+    """The rating scale ``(low, high)`` shared by ``corpora`` (those without one: [-1, 1]);
+    :class:`ConfigError` when they differ (map their ratings onto one scale first)."""
+    config = load_corpora_config()
+    scales = {corpus: config[corpus].dimension_scale if corpus in config else UNIT_SCALE for corpus in corpora}
+    if len(set(scales.values())) > 1:
+        raise ConfigError(f"the corpora rate arousal / valence on different scales ({scales}); "
+                          "train a dimensional model on corpora of one scale")
+    return next(iter(scales.values()), UNIT_SCALE)
 
 
 def unit_dimension(value: float | None, corpus: str) -> float:
