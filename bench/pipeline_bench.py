@@ -21,12 +21,18 @@
    to the chunk that completes it; with this bench's blocking and with config/ser.yaml's), and
    the feature extractor's cost with pushes of a whole block (what the pipeline does) against
    10 ms pushes (what it did before it deferred extraction to block boundaries).
-3. GPU: when CUDA is available, 1 and 2 again with the model on ``cuda`` (features stay on CPU).
+3. Streams per core over DDS: ``bench/stream_publisher.py`` (pinned to the last core) publishes K
+   real-time streams of the same WAV (own frame_ids, staggered) to one ``ser-robot run`` of
+   features + inference (window mode) pinned to the first core, for K = 1, 2, 3, ... until the
+   core falls behind (an audio frame lost, a stream without results, window latency p99 over
+   ``KEEP_UP_P99_MS`` or the process over ``SATURATED_PCT`` of its core); the last K that kept up
+   is the figure. CPU and latency per K.
+4. GPU: when CUDA is available, 1 and 2 again with the model on ``cuda`` (features stay on CPU).
 
 Writes ``pipeline.md`` and ``pipeline.csv`` under ``--out`` (and the WAV it plays) and prints
 the table. Figures are measured, never assumed; measurements on a machine busy with other work
 are inflated (the table records the other load during each real-time run). About 3 minutes
-without a GPU (two 60 s real-time runs), about 5 with one.
+without a GPU (two 60 s real-time runs), about 5 with one, plus about 30 s per K of part 3.
 
     python bench/pipeline_bench.py --out out/bench                       (make bench)
     python bench/pipeline_bench.py --model path/to/model.pt --seconds 60 --out out/bench
@@ -56,6 +62,9 @@ import numpy as np
 
 GOAL_P99_MS = 50.0  # window mode, end-to-end latency p99, ms
 GOAL_CPU_PCT = 25.0  # whole pipeline at real time, % of one core
+KEEP_UP_P99_MS = 1000.0  # streams over DDS: a core keeps up while window latency p99 stays under this, ms
+SATURATED_PCT = 95.0  # ... and while the pipeline process uses less of its core than this (else queues grow), %
+PUBLISH_DELAY_S = 3.0  # streams over DDS: the publisher waits this long for discovery, s
 CHUNK_MS = 10.0  # audio chunk, ms: the microphone node's default chunk_ms (main() sets it from --chunk-ms)
 TAIL_S = 1.0  # results whose window ends in the last TAIL_S s of audio are not counted (teardown flushes)
 NAMESPACE = "pipeline_bench"
@@ -401,6 +410,98 @@ class RealTimeBench:
         return figures, shlex.join(cmd)
 
 
+    def run_dds_streams(self, count: int, config: dict[str, Any], wav: SpeechWav, seconds: float, warmup_s: float,
+                        folder: pathlib.Path) -> tuple[list[Figure], bool, str]:
+        """``count`` real-time streams (``bench/stream_publisher.py``, pinned to core 1) into one
+        ``ser-robot run`` of features + inference pinned to core 0. Returns the figures, whether the
+        core kept up (no frame lost, window latency p99 < ``KEEP_UP_P99_MS``, results from every
+        stream) and the pipeline's command line."""
+        import yaml
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from ser_robot.ros.conversions import time_to_seconds
+        from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS
+        from ser_robot_msgs.msg import Emotion
+
+        tag = f"cpu, window, {count} stream(s)"
+        yaml_path = folder / f"ser_dds_{count}.yaml"
+        yaml_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        cmd = [sys.executable, "-m", "ser_robot", "run", "--config", str(yaml_path), "--namespace", NAMESPACE,
+               "--duration", f"{seconds + 60:g}"]
+        publish = [sys.executable, str(pathlib.Path(__file__).with_name("stream_publisher.py")), "--wav",
+                   str(wav.path), "--streams", str(count), "--seconds", f"{seconds:g}", "--chunk-ms", f"{CHUNK_MS:g}",
+                   "--start-delay", f"{PUBLISH_DELAY_S:g}", "--namespace", NAMESPACE]
+        finals: list[tuple[float, float, str]] = []  # receive time, window end, stream
+        diagnostics: dict[str, str] = {}
+
+        def on_emotion(msg: Emotion) -> None:
+            if msg.final:
+                finals.append((time.time(), time_to_seconds(msg.header.stamp), msg.source_id))
+
+        def on_diagnostics(msg: DiagnosticArray) -> None:
+            for status in msg.status:
+                if status.name.rsplit("/", 1)[-1] == "features":
+                    diagnostics.update({kv.key: kv.value for kv in status.values})
+
+        subscriptions = [self.node.create_subscription(Emotion, "emotion", on_emotion, RELIABLE_QOS),
+                         self.node.create_subscription(DiagnosticArray, "diagnostics", on_diagnostics, DIAGNOSTICS_QOS)]
+        cores = sorted(os.sched_getaffinity(0))
+        pin = (lambda core: (lambda: os.sched_setaffinity(0, {core})))
+        samples: list[tuple[float, float]] = []  # wall, pipeline process CPU s
+        print(f"[{tag}] {shlex.join(cmd)}", flush=True)
+        with open(folder / f"run_dds_{count}.log", "w") as log:
+            pipeline = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(cores[0]))
+            time.sleep(1.0)
+            publisher = subprocess.Popen(publish, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(cores[-1]))
+            started = time.time() + PUBLISH_DELAY_S
+            deadline = time.time() + seconds + 120
+            while publisher.poll() is None and time.time() < deadline:
+                self.executor.spin_once(timeout_sec=0.02)
+                samples.append((time.time(), proc_cpu_s(pipeline.pid)))
+            settle = time.time() + 2.0  # the last results and a diagnostics message
+            while time.time() < settle:
+                self.executor.spin_once(timeout_sec=0.02)
+            for proc in (publisher, pipeline):
+                if proc.poll() is None:
+                    proc.terminate()
+                proc.wait(15)
+        for subscription in subscriptions:
+            self.node.destroy_subscription(subscription)
+        start, end = started + warmup_s, started + seconds - TAIL_S
+        latencies = [(r - stamp) * 1e3 for r, stamp, _ in finals if start <= stamp <= end]
+        streams = {source for _, stamp, source in finals if start <= stamp <= end}
+        inside = [x for x in samples if start <= x[0] <= end and math.isfinite(x[1])]
+        cpu_pct = 100 * (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) if len(inside) >= 2 \
+            else float("nan")
+        expected = count * int(seconds * 1000 / CHUNK_MS)
+        received = int(diagnostics.get("received", 0))
+        lost = expected - received + int(diagnostics.get("dropped", 0))
+        stats = percentiles(latencies)
+        kept_up = lost == 0 and len(streams) == count and stats["p99"] < KEEP_UP_P99_MS and cpu_pct < SATURATED_PCT
+        figures = [
+            Figure("dds", tag, "CPU of the pipeline process (pinned to one core)", cpu_pct, "% of one core"),
+            Figure("dds", tag, "window latency p50 / p99",
+                   f"{fmt(stats['p50'])} / {fmt(stats['p99'])}", "ms", f"< {GOAL_P99_MS:g} ms", stats["p99"] < GOAL_P99_MS),
+            Figure("dds", tag, "audio frames lost (expected - received + dropped) / streams with results",
+                   f"{lost} of {expected} / {len(streams)} of {count}", "",
+                   f"kept up: no loss, every stream, p99 < {KEEP_UP_P99_MS:g} ms, CPU < {SATURATED_PCT:g} %", kept_up),
+        ]
+        return figures, kept_up, shlex.join(cmd)
+
+
+def dds_config(model: pathlib.Path, feature_set: str, count: int, block_frames: int,
+               vad_block_windows: int) -> dict[str, Any]:
+    """The parameters file of the pipeline process of the streams-over-DDS part: features -> inference."""
+    streams = max(8, count)
+    return {
+        "runner": {"ros__parameters": {"nodes": ["features", "inference"]}},
+        "features": {"ros__parameters": {"feature_set": feature_set, "block_frames": block_frames, "vad": True,
+                                         "vad_block_windows": vad_block_windows, "max_streams": streams}},
+        "inference": {"ros__parameters": {"model": str(model.resolve()), "device": "cpu", "mode": "window",
+                                          "window_s": 3.0, "hop_s": 1.0, "stdout": False, "max_streams": streams}},
+    }
+
+
 def _drop_reasons() -> tuple[str, ...]:
     from ser_robot.ros.feature_node import DROP_REASONS
 
@@ -659,6 +760,7 @@ def markdown(meta: dict[str, str], settings: list[str], commands: list[str], fig
     lines += ["", "Commands:", ""] + [f"    {c}" for c in commands]
     titles = {"realtime": "Real time over DDS (file_source -> features -> inference, one process)",
               "streams": "Streams per CPU core (in-process, one torch thread, no ROS messages)",
+              "dds": "Streams per CPU core over DDS (publisher process -> features + inference process on one core)",
               "what-if": "Feature extraction cost by push size (extractor alone)"}
     for section, title in titles.items():
         rows = [f for f in figures if f.section == section]
@@ -714,7 +816,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="audio chunk, ms (default: the microphone node's chunk_ms default)")
     parser.add_argument("--stream-seconds", type=float, default=30.0, help="audio of the single-stream run, s")
     parser.add_argument("--verify-seconds", type=float, default=20.0, help="audio per stream of the K-stream run, s")
-    parser.add_argument("--parts", default="realtime,streams", help="comma-separated: realtime, streams")
+    parser.add_argument("--dds-seconds", type=float, default=20.0, help="audio per stream in each run of the "
+                        "streams-over-DDS part, s")
+    parser.add_argument("--parts", default="realtime,streams,dds", help="comma-separated: realtime, streams, dds")
     parser.add_argument("--modes", default="window,utterance", help="inference modes of the real-time runs")
     args = parser.parse_args(argv)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
@@ -792,6 +896,28 @@ def main(argv: list[str] | None = None) -> int:
                                         args.vad_block_windows, args.stream_seconds, args.verify_seconds)
         figures += feature_push_figures(audio, wav.sample_rate, cpu_model.feature_set, args.block_frames,
                                         min(10.0, args.stream_seconds))
+    if "dds" in parts:
+        bench = RealTimeBench()
+        sustained = within_goal = 0
+        try:
+            with tempfile.TemporaryDirectory(prefix="pipeline_bench_") as tmp:
+                for count in range(1, 65):  # one more stream at a time until the core falls behind
+                    config = dds_config(model_path, cpu_model.feature_set, count, args.block_frames,
+                                        args.vad_block_windows)
+                    rows, kept_up, command = bench.run_dds_streams(count, config, wav, args.dds_seconds,
+                                                                   args.warmup, pathlib.Path(tmp))
+                    figures += rows
+                    within_goal = count if rows[1].met and within_goal == count - 1 else within_goal
+                    if count == 1:
+                        commands.append(command.replace(tmp, "$TMP") + "   (and bench/stream_publisher.py)")
+                    if not kept_up:
+                        break
+                    sustained = count
+        finally:
+            bench.close()
+        figures += [Figure("dds", "cpu, window", "real-time streams one core sustains over DDS", sustained),
+                    Figure("dds", "cpu, window", f"streams within the latency goal (p99 < {GOAL_P99_MS:g} ms)",
+                           within_goal)]
     meta["bench_wall_time_s"] = f"{time.monotonic() - started:.0f}"
     meta["load_average_1_5_15min_at_end"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     commands.insert(0, shlex.join([sys.executable, *sys.argv]))

@@ -155,6 +155,26 @@ def test_feature_node_over_dds_matches_offline(tmp_path):
 
 
 @pytest.mark.ros
+def test_queues_grow_with_the_streams_a_node_takes(rclpy_context):
+    """KEEP_LAST depth is shared by every stream of a topic: 4 streams lost audio with depth 50 (pipeline bench)."""
+    from ser_robot.config import validate_node_params
+    from ser_robot.ros.feature_node import FeatureNode
+    from ser_robot.ros.qos import RELIABLE_QOS, SENSOR_DATA_QOS
+    from ser_robot.ros.runner import parameter_overrides
+
+    params = validate_node_params("features", {"feature_set": FEATURE_SET, "max_streams": 6})
+    node = FeatureNode("features_queues", parameter_overrides=parameter_overrides(params))
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        assert node._subscription.qos_profile.depth == 6 * SENSOR_DATA_QOS.depth
+        assert node._vad_publisher.qos_profile.depth == 6 * RELIABLE_QOS.depth
+        assert node._subscription.qos_profile.reliability == SENSOR_DATA_QOS.reliability
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.ros
 def test_node_counts_malformed_frames_and_gaps_and_goes_on(rclpy_context):
     from ser_robot.config import validate_node_params
     from ser_robot.ros.conversions import chunk_to_audio_frame

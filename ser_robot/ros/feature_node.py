@@ -54,7 +54,7 @@ from ser_robot.ros.conversions import (
 )
 from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
-from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, SENSOR_DATA_QOS
+from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, SENSOR_DATA_QOS, for_streams
 from ser_robot_msgs.msg import AudioFrame, FeatureFrames
 
 __all__ = ["FeatureNode", "block_message", "main", "DROP_REASONS"]
@@ -123,9 +123,10 @@ class FeatureNode(ConsumerNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         self._feature_rate = int(pipeline.extractor.sample_rate)
-        self._features_publisher = self.create_publisher(FeatureFrames, self.params["output_topic"], RELIABLE_QOS)
+        qos = for_streams(RELIABLE_QOS, self.params["max_streams"])
+        self._features_publisher = self.create_publisher(FeatureFrames, self.params["output_topic"], qos)
         if self.params["vad"]:
-            self._vad_publisher = self.create_publisher(FeatureFrames, self.params["vad_topic"], RELIABLE_QOS)
+            self._vad_publisher = self.create_publisher(FeatureFrames, self.params["vad_topic"], qos)
         self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "diagnostics", DIAGNOSTICS_QOS)
         return TransitionCallbackReturn.SUCCESS
 
@@ -138,7 +139,7 @@ class FeatureNode(ConsumerNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subscription = self.create_subscription(AudioFrame, self.params["input_topic"], self._on_audio,
-                                                      SENSOR_DATA_QOS)
+                                                      for_streams(SENSOR_DATA_QOS, self.params["max_streams"]))
         self._timer = self.create_timer(1.0, self._report)
         return super().on_activate(state)
 

@@ -69,7 +69,7 @@ from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import MAX_STAMP_SEC, seconds_to_time, time_to_seconds
 from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
-from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS
+from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, for_streams
 from ser_robot_msgs.msg import Emotion, FeatureFrames
 
 __all__ = [
@@ -314,9 +314,10 @@ class InferenceNode(ConsumerNode):
         return Expression, {}
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        qos = for_streams(RELIABLE_QOS, self.params["max_streams"])
         self._subscriptions = [
-            self.create_subscription(FeatureFrames, self.params["input_topic"], self._on_features, RELIABLE_QOS),
-            self.create_subscription(FeatureFrames, self.params["vad_topic"], self._on_vad, RELIABLE_QOS),
+            self.create_subscription(FeatureFrames, self.params["input_topic"], self._on_features, qos),
+            self.create_subscription(FeatureFrames, self.params["vad_topic"], self._on_vad, qos),
         ]
         self._timer = self.create_timer(1.0, self._report)
         return super().on_activate(state)
