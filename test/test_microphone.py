@@ -63,8 +63,10 @@ def test_capture_through_virtual_ears(rclpy_context, virtual_ears, tmp_path):
     chunk_s = validate_node_params("microphone", {})["chunk_ms"] / 1000  # the default
     assert np.all(sizes == round(RATE * chunk_s))
     stamps = np.array([time_to_seconds(m.header.stamp) for m in msgs])
-    steps = np.diff(stamps)
-    # Stamps advance with the sample count (one chunk per frame) except at rare clock resyncs.
+    # Stamps advance with the sample count (one chunk per frame) except at rare clock resyncs. The
+    # first second is left out: the first stream of a fresh PulseAudio server reports capture times
+    # that run fast for a few hundred ms (re-anchored up to 4 times here; SampleClock docstring).
+    steps = np.diff(stamps[round(1.0 / chunk_s):])
     assert np.mean(np.abs(steps - chunk_s) < 1e-4) > 0.99, steps
     assert abs(stamps[-1] - frames[-1][1]) < 0.5  # on the system clock, near reception time
     audio = np.concatenate([audio_frame_samples(m) for m in msgs])

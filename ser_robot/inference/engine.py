@@ -24,9 +24,8 @@ starts it again at the new time; a block that starts earlier than expected (late
 out of order) is dropped and counted. A result still waiting for one input when the other input's
 buffer no longer holds the start of its span (the feature node's VAD is off, or the two topics
 come from different sources) is given up and counted (``abandoned``): nothing waits forever.
-``smoothing`` > 0 blends each final result's
-probabilities (and arousal/valence) with the previous one's (weight ``smoothing``); a
-``speech=False`` result resets it.
+``smoothing`` > 0 blends each final result's probabilities (and arousal/valence) with the
+previous one's (weight ``smoothing``); a ``speech=False`` result resets it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ser_robot.data.corpora.labels import to_unit_scale
 from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError
 from ser_robot.inference.onnx_backend import BACKENDS, OnnxExportError, OnnxForward
 
@@ -161,8 +162,7 @@ class EmotionModel:
             out = self.model.forward_one(self.normalizer(x)[None])[0].float()
         if self.head == "categorical":
             return Prediction(torch.softmax(out, dim=0).cpu().numpy())
-        low, high = self.dimension_scale
-        arousal, valence = (2.0 * (out - low) / (high - low) - 1.0).clamp(-1.0, 1.0).cpu().tolist()
+        arousal, valence = to_unit_scale(out, self.dimension_scale).clamp(-1.0, 1.0).cpu().tolist()
         return Prediction(np.zeros(0, np.float32), arousal, valence)
 
 

@@ -4,8 +4,7 @@
    on (its held-out fold); a few of their sentences are synthesised with the same voices
    (``out/demo/heldout``, the synthetic corpus' rules).
 2. One ``ser-robot run`` in this process, over real DDS: the corpus player plays them with
-   pauses into the PulseAudio virtual two-ear device, where the microphone node (same process)
-   captures them
+   pauses into the PulseAudio virtual two-ear device, where the microphone node captures them
    (when PulseAudio is not available: the corpus player publishes the audio itself) -> feature
    node -> inference node (one printed line per emotion: time, label, confidence, latency) ->
    recorder (MCAP bag with audio, features, VAD, emotions, ground truth and diagnostics).

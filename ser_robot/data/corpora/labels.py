@@ -22,7 +22,7 @@ from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError, DataError
 
 __all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config",
-           "dimension_scale", "unit_dimension"]
+           "dimension_scale", "to_unit_scale", "unit_dimension"]
 
 _SECTION_KEYS = {"codes", "default_label_set", "label_sets"}
 _OPTIONAL_SECTION_KEYS = {"dimension_scale"}
@@ -105,25 +105,31 @@ def corpus_labels(corpus: str, path: str | pathlib.Path | None = None) -> Corpus
     return config[corpus]
 
 
+def _scale(corpus: str) -> tuple[float, float]:
+    config = load_corpora_config()
+    return config[corpus].dimension_scale if corpus in config else UNIT_SCALE
+
+
 def dimension_scale(corpora: Iterable[str]) -> tuple[float, float]:
     """The rating scale ``(low, high)`` shared by ``corpora`` (those without one: [-1, 1]);
     :class:`ConfigError` when they differ (map their ratings onto one scale first)."""
-    config = load_corpora_config()
-    scales = {corpus: config[corpus].dimension_scale if corpus in config else UNIT_SCALE for corpus in corpora}
+    scales = {corpus: _scale(corpus) for corpus in corpora}
     if len(set(scales.values())) > 1:
         raise ConfigError(f"the corpora rate arousal / valence on different scales ({scales}); "
                           "train a dimensional model on corpora of one scale")
     return next(iter(scales.values()), UNIT_SCALE)
 
 
+def to_unit_scale(value: Any, scale: tuple[float, float]) -> Any:
+    """``value`` (a number, array or tensor) on the rating scale ``(low, high)`` mapped onto [-1, 1]."""
+    low, high = scale
+    return 2.0 * (value - low) / (high - low) - 1.0
+
+
 def unit_dimension(value: float | None, corpus: str) -> float:
     """An arousal / valence rating of ``corpus`` mapped from its ``dimension_scale`` onto [-1, 1]
     (NaN when missing); corpora without a scale (the synthetic corpus) are on [-1, 1] already."""
-    if value is None:
-        return math.nan
-    config = load_corpora_config()
-    low, high = config[corpus].dimension_scale if corpus in config else UNIT_SCALE
-    return 2.0 * (float(value) - low) / (high - low) - 1.0
+    return math.nan if value is None else float(to_unit_scale(float(value), _scale(corpus)))
 
 
 def _parse_corpus(corpus: str, section: Any, path: pathlib.Path) -> CorpusLabels:
