@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
@@ -11,7 +12,25 @@ __all__ = ["ConsumerNode"]
 
 class ConsumerNode(LifecycleNode, metaclass=abc.ABCMeta):
     """Deactivation and shutdown both call :meth:`_teardown` (drop subscriptions and timers, publish
-    what is still held), so a consumer stopped either way leaves nothing behind."""
+    what is still held), so a consumer stopped either way leaves nothing behind.
+
+    A consumer that drops bad messages names its reasons in ``DROP_REASONS`` (``MALFORMED_REASONS``
+    among them) and counts each under its reason in ``self.counts``.
+    """
+
+    DROP_REASONS: tuple[str, ...] = ()
+    MALFORMED_REASONS: tuple[str, ...] = ()
+    counts: Mapping[str, int]
+
+    @property
+    def malformed(self) -> int:
+        """Messages dropped as malformed (the sum of ``MALFORMED_REASONS``)."""
+        return sum(self.counts[reason] for reason in self.MALFORMED_REASONS)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped for any reason of ``DROP_REASONS``."""
+        return sum(self.counts[reason] for reason in self.DROP_REASONS)
 
     @abc.abstractmethod
     def _teardown(self) -> None:

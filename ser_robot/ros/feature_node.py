@@ -87,6 +87,7 @@ class FeatureNode(ConsumerNode):
     """Subscribes to ``input_topic``; publishes feature blocks and speech probabilities per stream."""
 
     KIND = "features"
+    DROP_REASONS, MALFORMED_REASONS = DROP_REASONS, MALFORMED_REASONS  # the module's, for ConsumerNode.dropped
 
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.KIND, **kwargs)
@@ -104,16 +105,6 @@ class FeatureNode(ConsumerNode):
         self._feature_rate = 0
         self._subscription = self._timer = None
         self._features_publisher = self._vad_publisher = self._diagnostics_publisher = None
-
-    @property
-    def malformed(self) -> int:
-        """Frames dropped as malformed (the sum of ``MALFORMED_REASONS``)."""
-        return sum(self.counts[reason] for reason in MALFORMED_REASONS)
-
-    @property
-    def dropped(self) -> int:
-        """Frames dropped for any reason of ``DROP_REASONS``."""
-        return sum(self.counts[reason] for reason in DROP_REASONS)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:

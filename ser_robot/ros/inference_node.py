@@ -254,6 +254,7 @@ class InferenceNode(ConsumerNode):
     """Subscribes to features and VAD; publishes emotions per stream (see the module docstring)."""
 
     KIND = "inference"
+    DROP_REASONS, MALFORMED_REASONS = DROP_REASONS, MALFORMED_REASONS  # the module's, for ConsumerNode.dropped
 
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.KIND, **kwargs)
@@ -275,16 +276,6 @@ class InferenceNode(ConsumerNode):
         self._timer = None
         self._emotion_publisher = self._diagnostics_publisher = None
         self._expression: tuple[type, dict[str, Any]] | None = None
-
-    @property
-    def malformed(self) -> int:
-        """Blocks dropped as malformed (the sum of ``MALFORMED_REASONS``)."""
-        return sum(self.counts[reason] for reason in MALFORMED_REASONS)
-
-    @property
-    def dropped(self) -> int:
-        """Blocks dropped for any reason of ``DROP_REASONS``."""
-        return sum(self.counts[reason] for reason in DROP_REASONS)
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
