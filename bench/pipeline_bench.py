@@ -64,7 +64,6 @@ GOAL_P99_MS = 50.0  # window mode, end-to-end latency p99, ms
 GOAL_CPU_PCT = 25.0  # whole pipeline at real time, % of one core
 KEEP_UP_P99_MS = 1000.0  # streams over DDS: a core keeps up while window latency p99 stays under this, ms
 SATURATED_PCT = 95.0  # ... and while the pipeline process uses less of its core than this (else queues grow), %
-PUBLISH_DELAY_S = 3.0  # streams over DDS: the publisher waits this long for discovery, s
 CHUNK_MS = 10.0  # audio chunk, ms: the microphone node's default chunk_ms (main() sets it from --chunk-ms)
 TAIL_S = 1.0  # results whose window ends in the last TAIL_S s of audio are not counted (teardown flushes)
 NAMESPACE = "pipeline_bench"
@@ -430,13 +429,15 @@ class RealTimeBench:
                "--duration", f"{seconds + 60:g}"]
         publish = [sys.executable, str(pathlib.Path(__file__).with_name("stream_publisher.py")), "--wav",
                    str(wav.path), "--streams", str(count), "--seconds", f"{seconds:g}", "--chunk-ms", f"{CHUNK_MS:g}",
-                   "--start-delay", f"{PUBLISH_DELAY_S:g}", "--namespace", NAMESPACE]
+                   "--namespace", NAMESPACE]
         finals: list[tuple[float, float, str]] = []  # receive time, window end, stream
+        origins: list[float] = []  # window starts: the first window of a stream starts at its first sample
         diagnostics: dict[str, str] = {}
 
         def on_emotion(msg: Emotion) -> None:
             if msg.final:
                 finals.append((time.time(), time_to_seconds(msg.header.stamp), msg.source_id))
+                origins.append(time_to_seconds(msg.window_start))
 
         def on_diagnostics(msg: DiagnosticArray) -> None:
             for status in msg.status:
@@ -451,9 +452,7 @@ class RealTimeBench:
         print(f"[{tag}] {shlex.join(cmd)}", flush=True)
         with open(folder / f"run_dds_{count}.log", "w") as log:
             pipeline = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(cores[0]))
-            time.sleep(1.0)
             publisher = subprocess.Popen(publish, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin(cores[-1]))
-            started = time.time() + PUBLISH_DELAY_S
             deadline = time.time() + seconds + 120
             while publisher.poll() is None and time.time() < deadline:
                 self.executor.spin_once(timeout_sec=0.02)
@@ -467,6 +466,7 @@ class RealTimeBench:
                 proc.wait(15)
         for subscription in subscriptions:
             self.node.destroy_subscription(subscription)
+        started = min(origins, default=math.inf)
         start, end = started + warmup_s, started + seconds - TAIL_S
         latencies = [(r - stamp) * 1e3 for r, stamp, _ in finals if start <= stamp <= end]
         streams = {source for _, stamp, source in finals if start <= stamp <= end}

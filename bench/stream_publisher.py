@@ -1,8 +1,8 @@
 """K real-time AudioFrame streams from one WAV, for the streams-over-DDS part of ``pipeline_bench.py``.
 
 Stream ``k`` has ``header.frame_id`` ``mics_k`` and starts ``k / K`` of the way into the WAV (looping),
-so the streams do not speak in unison. All of them are published from one thread, paced in real
-time (every ``--chunk-ms``, one frame per stream, stamped with the time of its first sample, as
+so the streams do not speak in unison. Once the pipeline has subscribed, all of them are
+published from one thread, paced in real time (every ``--chunk-ms``, one frame per stream, stamped with the time of its first sample, as
 the microphone node does), on ``audio`` with the sensor-data QoS, for ``--seconds``.
 
     python bench/stream_publisher.py --wav speech.wav --streams 4 --seconds 30 --namespace pipeline_bench
@@ -23,7 +23,8 @@ def main() -> int:
     parser.add_argument("--streams", type=int, required=True)
     parser.add_argument("--seconds", type=float, required=True, help="audio published per stream, s")
     parser.add_argument("--chunk-ms", type=float, default=10.0)
-    parser.add_argument("--start-delay", type=float, default=2.0, help="wait for discovery first, s")
+    parser.add_argument("--wait", type=float, default=60.0, help="longest wait for a subscriber (the pipeline "
+                        "subscribes once it has loaded its model), s")
     parser.add_argument("--namespace", default="")
     args = parser.parse_args()
 
@@ -44,7 +45,13 @@ def main() -> int:
     rclpy.init()
     node = rclpy.create_node("stream_publisher", namespace=args.namespace)
     publisher = node.create_publisher(AudioFrame, "audio", SENSOR_DATA_QOS)
-    time.sleep(args.start_delay)
+    deadline = time.monotonic() + args.wait
+    while publisher.get_subscription_count() == 0:
+        if time.monotonic() > deadline:
+            print(f"stream_publisher: no subscriber to {publisher.topic_name} after {args.wait:g} s", flush=True)
+            return 1
+        time.sleep(0.05)
+    time.sleep(0.5)  # discovery completes both ways
     start_wall = time.time()
     pacer = Pacer()
     for n in range(chunks):
