@@ -63,11 +63,10 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def track_stream(stream: Any) -> Any:
-    """Register a sounddevice stream this process opened (returned as is), so that a device refresh
-    never re-initialises PortAudio under it."""
+def track_stream(stream: Any) -> None:
+    """Register a sounddevice stream this process opened, so that a device refresh never
+    re-initialises PortAudio under it."""
     _STREAMS.add(stream)
-    return stream
 
 
 def open_streams() -> int:
