@@ -39,21 +39,11 @@ def test_sample_clock_follows_the_sample_count_and_ignores_jitter():
 
 
 def test_sample_clock_resyncs_after_lost_samples():
-    clock = SampleClock(16000, resync_s=0.05, resync_after=3)
+    clock = SampleClock(16000, resync_s=0.05)
     clock.stamp(160, 10.0)
     clock.stamp(160, 10.01)
-    # 0.48 s of samples were lost: the next chunks are measured 0.48 s late; the third re-anchors
-    assert [clock.stamp(160, 10.5 + 0.01 * i) for i in range(4)] == pytest.approx([10.02, 10.03, 10.52, 10.53])
+    assert clock.stamp(160, 10.5) == 10.5  # 0.48 s of samples were lost
     assert clock.resyncs == 1
-
-
-def test_sample_clock_ignores_a_short_sawtooth_of_measured_times():
-    """The first PortAudio stream of a process through PulseAudio: times stair-step 0 / +20 / +40 ms."""
-    clock = SampleClock(48000, resync_s=0.05, resync_after=3)
-    sawtooth = [0.0, 0.0, 0.02, 0.02, 0.04, 0.04, 0.06, 0.06, 0.0, 0.0] * 20  # peaks over resync_s for 2 chunks
-    stamps = [clock.stamp(480, 100.0 + i * 0.01 + offset) for i, offset in enumerate(sawtooth)]
-    np.testing.assert_allclose(np.diff(stamps), 0.01, atol=1e-4)
-    assert clock.resyncs == 0
 
 
 def test_stream_monitor_counts_gaps_and_levels():
