@@ -25,6 +25,7 @@ bench: setup      ## benchmarks (ratios against a reference measured in the same
 	$(ENV) python bench/logmel_bench.py --out out/bench
 	$(ENV) python bench/augment_bench.py --out out/bench
 	$(ENV) python bench/train_bench.py --out out/bench
+	$(ENV) python bench/epoch_breakdown.py --out out/bench/epoch_breakdown
 	$(ENV) python bench/pipeline_bench.py --out out/bench
 	$(ENV) python bench/pipeline_bench.py --out out/bench/low_cpu --chunk-ms 20 --vad-block-windows 3 --parts realtime --modes window,utterance
 

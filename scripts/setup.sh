@@ -52,6 +52,8 @@ if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/ros.txt" -r "$ROOT/requirements/base.txt"
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/torch.txt"
+  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/cluster.txt" -c "$ROOT/requirements/base.txt" \
+    -c "$ROOT/requirements/torch.txt"
   echo "$req_hash" > "$STAMPS/requirements"
   rm -f "$STAMPS/msgs"
 fi
@@ -79,11 +81,13 @@ fi
 # --- 4. ser_robot on the venv's path, and the ser-robot command ---------------------------
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$ROOT" > "$site/ser_robot_source.pth"
+# the guard matters: worker processes started with "spawn" re-run this file as __mp_main__
 cat > "$VENV/bin/ser-robot" <<WRAP
 #!$VENV/bin/python
 import sys
 from ser_robot.cli import main
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())
 WRAP
 chmod +x "$VENV/bin/ser-robot"
 log "ready: source ./setup.bash, then run ser-robot --help"

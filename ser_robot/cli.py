@@ -361,11 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=run_training)
 
     from ser_robot.experiments.command import add_arguments as add_experiment_arguments
+    from ser_robot.experiments.command import add_prepare_arguments, run_prepare_from_args
     from ser_robot.experiments.command import run_from_args as run_experiment
 
     p = sub.add_parser("experiment", help="run an experiment (all folds, arms, repetitions) and write its tables")
     add_experiment_arguments(p)
     p.set_defaults(func=run_experiment)
+
+    p = sub.add_parser("prepare-features", help="render an experiment's augmentation banks (K renditions per "
+                                                "utterance, features cached) before its jobs")
+    add_prepare_arguments(p)
+    p.set_defaults(func=run_prepare_from_args)
 
     p = sub.add_parser("build-model", help="train the shipped default model and write its model card (make model)")
     p.add_argument("config", nargs="?", default="training/default_model.yaml", help="model build YAML")

@@ -20,6 +20,7 @@ __all__ = [
     "AugmentationError",
     "TrainError",
     "CheckpointError",
+    "BankError",
     "ExperimentError",
 ]
 
@@ -78,6 +79,10 @@ class TrainError(SerRobotError):
 
 class CheckpointError(TrainError):
     """A checkpoint cannot be written, read, or does not match what it is loaded for."""
+
+
+class BankError(TrainError):
+    """An augmentation bank cannot be built, read or used for a fold (corrupt, too large, would leak)."""
 
 
 class ExperimentError(SerRobotError):

@@ -177,6 +177,8 @@ def _arm0(data, **changes):
     (lambda d: d["protocol"].update(folds="some"), "'folds' must be 'all', a count"),
     (lambda d: d["protocol"].update(validation="random"), r"'validation' must be one of \['partner'"),
     (lambda d: d["protocol"].update(repetitions=0), "'repetitions' must be an integer >= 1"),
+    (lambda d: d["protocol"].update(scheme="utterance"), r"'scheme' must be one of \['speaker', 'session'\]"),
+    (lambda d: d["protocol"].update(scheme="session"), "no partner is left to validate; use validation: next"),
     (lambda d: d["train"].update(config="nowhere.yaml"), "config 'nowhere.yaml' not found"),
     (lambda d: d.update(tables=["table3"]), r"'tables' must be one of \['table1', 'table2'\]"),
     (lambda d: _arm0(d, head="both"), r"arms\[0\]: key 'head' must be one of"),
@@ -205,10 +207,10 @@ def test_shipped_experiments_load():
     for path in sorted(EXPERIMENTS.glob("*.yaml")):
         experiment = load_experiment(path)
         assert experiment.name == path.stem
-    full = load_experiment(EXPERIMENTS / "lakomkin_table1.yaml")
+    full = load_experiment(EXPERIMENTS / "lakomkin_table1_paper.yaml")
     assert len(full.arms) == 8 and full.protocol.repetitions == 3 and full.protocol.folds == "all"
     assert full.corpus.synth == {"speakers": 10, "sentences": 100, "seed": 0}
-    ablation = load_experiment(EXPERIMENTS / "lakomkin_table2.yaml")
+    ablation = load_experiment(EXPERIMENTS / "lakomkin_table2_paper.yaml")
     assert [a.removed for a in ablation.arms] == [None, "tempo", "gain", "noise", "ir"]
 
 
@@ -345,7 +347,7 @@ def test_changed_configuration_is_refused(table1, cache, tmp_path):
 
 def test_too_many_folds(cache, tmp_path):
     path = _write(tmp_path, lambda d: d["protocol"].update(folds=9))
-    with pytest.raises(ExperimentError, match="protocol.folds is 9 but the corpus has 4 speakers"):
+    with pytest.raises(ExperimentError, match=r"protocol.folds is 9 but the corpus has 4 folds \(speaker scheme\)"):
         run_experiment(path, out=tmp_path / "out", progress=False, cache=cache)
 
 
@@ -365,3 +367,108 @@ def test_rebuild_tables_reproduces_the_tables(table1, tmp_path):
     assert read_runs(copy / "runs.csv")[0]["repetition"] == 0
     with pytest.raises(ExperimentError, match="not an experiment results folder"):
         rebuild_tables(tmp_path)
+
+
+# --- the tiny experiments from augmentation banks ------------------------------------------------------------
+
+
+def _bank_mode(path: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    """The tiny experiment ``path`` with its augmentation precomputed (3 renditions per utterance)."""
+    data = yaml.safe_load(path.read_text())
+    overrides = data["train"]["overrides"]
+    overrides["augmentation"] = {**(overrides.get("augmentation") or {}), "mode": "bank", "versions": 3}
+    data["train"]["config"] = str(REPO / data["train"]["config"])
+    out = tmp_path / path.name
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bank_tables(cache, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bank_mode")
+    table1 = run_experiment(_bank_mode(TINY1, folder), out=folder / "table1", workers=2, progress=False, cache=cache)
+    table2 = run_experiment(_bank_mode(TINY2, folder), out=folder / "table2", workers=2, progress=False, cache=cache)
+    return table1, table2
+
+
+def test_tiny_tables_from_banks(bank_tables, cache):
+    """Both tables run from banks: one bank per chain in the cache, shared by folds, arms and experiments."""
+    table1, table2 = bank_tables
+    assert table1.jobs_run == 16 and table2.jobs_run == 10
+    for result, header in ((table1, "## Table I"), (table2, "## Table II")):
+        markdown = (result.out_dir / "tables.md").read_text()
+        assert header in markdown and "## Effects the paper claims" in markdown
+    chains = [json.loads(p.read_text())["spec"]["chain"] for p in (cache / "banks").glob("*/bank.json")]
+    assert len(chains) == 6  # clean, full (Table I's augmented arms = Table II's full arm), 4 ablations
+    assert sum(c == {"kind": "none"} for c in chains) == 1
+    job = json.loads(next((table2.out_dir / "jobs" / "rnn_minus_tempo").glob("rep0/*/job.json")).read_text())
+    config = yaml.safe_load((table2.out_dir / "jobs" / "rnn_minus_tempo" / "rep0" / job["test_speaker"] / "train" /
+                             "train_config.yaml").read_text())
+    assert config["augmentation"]["mode"] == "bank" and config["augmentation"]["p_tempo"] == 0
+    assert config["augmentation"]["bank_dir"] == str(cache.resolve() / "banks")
+
+
+def test_session_folds_test_both_speakers_of_a_session(tiny_corpus):
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.experiments.runner import experiment_folds
+
+    manifest = read_manifest(tiny_corpus)
+    folds = experiment_folds(manifest, "session", "none")
+    assert len(folds) == len(manifest.sessions) == 2
+    tested = [s for fold in folds for s in fold.test.speakers]
+    assert sorted(tested) == sorted(manifest.speakers) and all(len(f.test.speakers) == 2 for f in folds)
+
+
+def test_prepare_features_lists_the_banks_of_an_experiment(bank_tables, cache, tmp_path, capsys):
+    import argparse
+
+    from ser_robot.experiments.command import add_prepare_arguments, run_prepare_from_args
+
+    path = _bank_mode(TINY1, tmp_path)
+    args = add_prepare_arguments(argparse.ArgumentParser()).parse_args([str(path), "--cache", str(cache),
+                                                                        "--no-progress"])
+    assert run_prepare_from_args(args) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "utterances x" in line]
+    assert len(lines) == 2 and any("x 1 versions" in line and "clean" in line for line in lines)
+
+
+def test_gpu_burst_stops_at_its_deadline_and_resumes(cache, tmp_path):
+    """The burst script (training/gpu_burst.py) at tiny size on the CPU: stopped at its deadline it leaves a
+    report and resumable jobs; run again, it finishes them."""
+    data = yaml.safe_load(TINY1.read_text())
+    data["arms"] = data["arms"][:2]
+    data["train"]["config"] = str(REPO / data["train"]["config"])
+    experiment = tmp_path / "burst.yaml"
+    experiment.write_text(yaml.safe_dump(data, sort_keys=False))
+    command = [sys.executable, str(REPO / "training" / "gpu_burst.py"), "--experiment", str(experiment),
+               "--out", str(tmp_path / "burst"), "--workers", "1", "--cache", str(cache)]
+    subprocess.run([*command, "--seconds", "3"], check=True, cwd=REPO, timeout=300)
+    first = json.loads((tmp_path / "burst" / "burst.json").read_text())
+    assert first["stopped_at_deadline"] and first["jobs_finished"] < 4 and first["device"]
+    subprocess.run([*command, "--seconds", "400"], check=True, cwd=REPO, timeout=600)
+    second = json.loads((tmp_path / "burst" / "burst.json").read_text())
+    assert not second["stopped_at_deadline"] and second["returncode"] == 0 and second["jobs_finished"] == 4
+    assert (tmp_path / "burst" / "results" / "tables.md").is_file()
+
+
+def test_ray_launcher_gives_the_local_results(table2, cache, tmp_path):
+    """The tiny Table II through a local Ray cluster started here (Ray's own scheduling, one CPU per job)
+    equals the local process pool's run of the same jobs (1 torch thread per job in both)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run_experiment(TINY2, out=tmp_path / "ray", workers=2, progress=False, cache=cache, launcher="ray")
+    finally:
+        ray.shutdown()
+    assert result.jobs_run == 10
+    assert json.loads((result.out_dir / "run_info.json").read_text())["launcher"] == "ray"
+    local = sorted(table2.out_dir.glob("jobs/*/rep0/*/predictions_*.csv"))
+    assert len(local) == 20
+    for path in local:
+        mine = _csv_rows(result.out_dir / path.relative_to(table2.out_dir))
+        theirs = _csv_rows(path)
+        assert [(r["id"], r["predicted"]) for r in mine] == [(r["id"], r["predicted"]) for r in theirs]
+        for a, b in zip(mine, theirs):
+            for key in (k for k in a if k.startswith("logit_")):
+                assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5)

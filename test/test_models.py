@@ -351,3 +351,49 @@ def test_cuda_matches_cpu(name: str) -> None:
             assert torch.isfinite(gpu_model.state_dict()[key]).all(), key
         elif not key.endswith(("running_var", "num_batches_tracked")):
             torch.testing.assert_close(gpu_model.state_dict()[key].cpu(), value)
+
+
+# ------------------------------------------------------------------ the exact padded GRU
+
+
+def _packed_reference(model: M.LakomkinRNN, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The RNN's output computed through ``PackedSequence`` with the module's own ``nn.GRU``."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from ser_robot.models.masking import lengths_to_mask, masked_mean
+
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    encoded, _ = model.gru(packed)
+    encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=x.shape[1])
+    return model.output(model.dropout(masked_mean(encoded, lengths_to_mask(lengths, x.shape[1]))))
+
+
+@pytest.mark.parametrize("head", ["categorical", "dimensional"])
+def test_padded_gru_equals_the_packed_gru_in_outputs_and_gradients(head: str) -> None:
+    """The padded bidirectional stack (backward direction reversed within each length) gives the packed
+    sequence's outputs and gradients, for inputs and every parameter, to 1e-5 (float32), padding of any value."""
+    model = small("lakomkin_rnn", head, dropout=0.0, num_layers=2)
+    x, lengths = batch([40, 1, 23, 7, 40, 2], pad_value=5.0)
+    x.requires_grad_(True)
+    ours, reference = model(x, lengths), _packed_reference(model, x, lengths)
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(ours)
+    inputs = [x, *model.parameters()]
+    for got, want in zip(torch.autograd.grad((ours * weights).sum(), inputs),
+                         torch.autograd.grad((reference * weights).sum(), inputs)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_reverse_within_lengths_reverses_valid_frames_only() -> None:
+    x = torch.arange(12.0).reshape(2, 6, 1)
+    flipped = M.lakomkin.reverse_within_lengths(x, torch.tensor([6, 3]))
+    assert flipped[0, :, 0].tolist() == [5, 4, 3, 2, 1, 0]
+    assert flipped[1, :, 0].tolist() == [8, 7, 6, 9, 10, 11]  # padding stays where it was
+    torch.testing.assert_close(M.lakomkin.reverse_within_lengths(flipped, torch.tensor([6, 3])), x)
+
+
+def test_state_dict_is_the_bidirectional_grus() -> None:
+    """Checkpoints of the packed model load unchanged: the parameters are still nn.GRU's."""
+    keys = set(small("lakomkin_rnn").state_dict())
+    assert {"gru.weight_ih_l0", "gru.weight_hh_l1_reverse", "output.weight"} <= keys
+    assert not any(k.startswith("_") for k in keys)

@@ -7,7 +7,7 @@ of MTL-AUG (Latif et al.) and the bookkeeping for ablations such as Lakomkin et 
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
@@ -39,6 +39,9 @@ class ChainResult(NamedTuple):
         labels: mixed labels ``(batch, classes)`` when labels were given, else ``None``.
         applied: ``(batch, n_augmentations)`` bool, ``applied[b, j]`` iff step ``j`` ran on ``b``.
         names: the ``n_augmentations`` step names, in chain order.
+        params: per step name, its scalar parameters drawn for *every* example (``(batch,)``
+            float64 each, e.g. ``tempo: {factor}``, ``gain: {gain_db}``, ``noise: {snr_db}``),
+            whether or not the step ran (``applied`` says).
     """
 
     x: torch.Tensor
@@ -46,6 +49,7 @@ class ChainResult(NamedTuple):
     labels: Optional[torch.Tensor]
     applied: torch.Tensor
     names: Tuple[str, ...]
+    params: Dict[str, Dict[str, torch.Tensor]] = {}
 
 
 class AugmentationChain(torch.nn.Module):
@@ -116,16 +120,18 @@ class AugmentationChain(torch.nn.Module):
             lengths = torch.full((batch,), x.shape[-1], dtype=torch.long, device=x.device)
         lengths = torch.as_tensor(lengths, device=x.device).long()
         applied = torch.rand(batch, len(self.names), generator=g, dtype=torch.float64) < self.probabilities.cpu()
+        scalars: Dict[str, Dict[str, torch.Tensor]] = {}
         for j, aug in enumerate(self.augmentations):
             if aug.uses_labels and labels is None and bool(applied[:, j].any()):
                 raise AugmentationError(f"step {self.names[j]!r} needs labels; pass labels=(batch, classes) floats") from None
             params = aug.sample(x, lengths, g)
+            scalars[self.names[j]] = {k: v.double() for k, v in params.items() if v.dim() == 1 and v.is_floating_point()}
             index = torch.nonzero(applied[:, j]).flatten()
             if index.numel() == 0:
                 continue
             xs, ls, ys = aug.apply_subset(x, lengths, labels, params, index)
             x, lengths, labels = _merge(x, lengths, labels, xs, ls, ys, index, aug.changes_length)
-        return ChainResult(x, lengths, labels, applied, self.names)
+        return ChainResult(x, lengths, labels, applied, self.names, scalars)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{n}: p={p:g}" for n, p in zip(self.names, self.probabilities.tolist()))

@@ -3,7 +3,8 @@
 ::
 
     ser-robot experiment training/experiments/lakomkin_table1_tiny.yaml [--out DIR] [--workers N]
-    python -m ser_robot.experiments training/experiments/lakomkin_table2.yaml --workers 2
+    ser-robot prepare-features training/experiments/lakomkin_table1_cpu.yaml [--workers N]
+    python -m ser_robot.experiments training/experiments/lakomkin_table2_paper.yaml --workers 2
 
 Wire it into a larger parser with :func:`add_arguments` and :func:`run_from_args`; torch is
 imported only when the command runs.
@@ -12,10 +13,11 @@ imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import pathlib
 from collections.abc import Sequence
 
 
-__all__ = ["add_arguments", "main", "run_from_args"]
+__all__ = ["add_arguments", "add_prepare_arguments", "main", "run_from_args", "run_prepare_from_args"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -27,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="jobs in parallel processes (default 1; each gets cpu_count / N torch threads)")
     parser.add_argument("--cache", default=None,
                         help="folder of generated corpora, robot twins and banks (default: the YAML's cache)")
+    parser.add_argument("--launcher", choices=("local", "ray"), default="local",
+                        help="local: processes of this machine; ray: tasks on a Ray cluster (Ray's own scheduling)")
+    parser.add_argument("--ray-address", default=None,
+                        help="the Ray cluster to use (e.g. auto or ray://head:10001; default: start a local one)")
+    parser.add_argument("--gpus-per-job", type=float, default=0.0,
+                        help="GPUs each job asks Ray for (fractions share a GPU, e.g. 0.25)")
     parser.add_argument("--rebuild", action="store_true",
                         help="only rebuild runs.csv, tables and figures of --out from saved predictions")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -47,10 +55,42 @@ def run_from_args(args: argparse.Namespace) -> int:
     from ser_robot.experiments.runner import run_experiment
 
     result = run_experiment(args.path, out=args.out, workers=args.workers, progress=not args.no_progress,
-                            cache=args.cache)
+                            cache=args.cache, launcher=args.launcher, ray_address=args.ray_address,
+                            gpus_per_job=args.gpus_per_job)
     print(result.markdown)
     print(f"results: {result.out_dir} ({result.jobs_run} jobs trained, {result.jobs_skipped} found finished, "
           f"{result.seconds:.0f} s)")
+    return 0
+
+
+def add_prepare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``prepare-features`` arguments to ``parser``."""
+    parser.add_argument("path", help="experiment YAML whose arms train from augmentation banks (augmentation.mode: bank)")
+    parser.add_argument("--workers", type=int, default=1, help="processes that render the banks (default 1)")
+    parser.add_argument("--cache", default=None, help="folder of corpora and banks (default: the YAML's cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def run_prepare_from_args(args: argparse.Namespace) -> int:
+    """``ser-robot prepare-features``: the experiment's data and every augmentation bank its jobs will read,
+    checked against every fold (the experiment runner does the same before its jobs)."""
+    import tempfile
+
+    from ser_robot.experiments.config import load_experiment
+    from ser_robot.experiments.prepare import prepare_data
+    from ser_robot.experiments.runner import plan_jobs, prepare_banks
+
+    experiment = load_experiment(args.path)
+    prepared = prepare_data(experiment, args.cache, workers=args.workers, progress=not args.no_progress)
+    with tempfile.TemporaryDirectory() as scratch:  # job folders are only named, never written, when planning
+        jobs = plan_jobs(experiment, prepared, pathlib.Path(scratch), args.workers)
+    banks = prepare_banks(jobs, workers=args.workers, progress=not args.no_progress)
+    if not banks:
+        print(f"{args.path}: no arm trains from a bank (augmentation.mode is online); nothing to prepare")
+    for bank in banks:
+        print(f"{bank.root}: {len(bank.records)} utterances x {bank.versions} versions, "
+              f"{bank.nbytes / 2**20:.1f} MB, steps {list(bank.steps) or 'none (clean)'}")
     return 0
 
 

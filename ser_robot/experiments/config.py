@@ -5,7 +5,7 @@ augmentation draws from, a speaker-independent protocol, a base training configu
 arms. Layout (every key is checked; unknown keys and wrong types raise
 :class:`~ser_robot.errors.ConfigError` naming the file and the key)::
 
-    name: lakomkin_table1           # results go to out/experiments/<name> unless --out is given
+    name: lakomkin_table1_cpu       # results go to out/experiments/<name> unless --out is given
     seed: 0                         # base training seed; repetition r trains with seed + r
     cache: out/corpora              # generated corpora, robot twins and banks (reused when present)
     corpus:
@@ -16,8 +16,11 @@ arms. Layout (every key is checked; unknown keys and wrong types raise
       noise_bank: {seed: 0, seconds_per_clip: 10.0, clips_per_category: 4}
       rir_bank: {seed: 0, count: 64}
     protocol:
+      scheme: speaker               # speaker: leave one speaker out | session: leave one session out
       validation: partner           # Lakomkin et al.: the test speaker's session partner validates
-      folds: all                    # all | a count (the first N speakers) | a list of test speakers
+                                    # (session scheme: next = the next session validates, or none)
+      folds: all                    # all | a count (the first N folds) | a list of test speakers
+                                    # (session scheme: test sessions)
       repetitions: 3
     train:
       config: config/train/lakomkin.yaml
@@ -77,6 +80,7 @@ ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise
 """The row names of the paper's Table II."""
 TABLES: tuple[str, str] = ("table1", "table2")
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
+SCHEMES: tuple[str, ...] = ("speaker", "session")
 MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN"}
 
 
@@ -110,8 +114,11 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """Leave-one-speaker-out: ``validation`` scheme, ``folds`` (``"all"``, a count or test speakers), ``repetitions``."""
+    """``scheme`` (``speaker``: leave one speaker out; ``session``: leave one session out, both of its
+    speakers tested), ``validation`` (``partner``/``next``/``none``; the session scheme takes
+    ``next``/``none``), ``folds`` (``"all"``, a count, or test speakers/sessions), ``repetitions``."""
 
+    scheme: str = "speaker"
     validation: str = "partner"
     folds: str | int | tuple[str, ...] = "all"
     repetitions: int = 1
@@ -290,19 +297,25 @@ def _corpus(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
 def _protocol(where: str, data: Any) -> ProtocolConfig:
     data = _mapping(where, "protocol", data)
     name = f"{where}: protocol"
-    _check_keys(name, data, ("validation", "folds", "repetitions"))
+    _check_keys(name, data, ("scheme", "validation", "folds", "repetitions"))
+    scheme = _choice(name, "scheme", data.get("scheme", "speaker"), SCHEMES)
+    validation = _choice(name, "validation", data.get("validation", "partner" if scheme == "speaker" else "next"),
+                         VALIDATIONS)
+    if scheme == "session" and validation == "partner":
+        raise ConfigError(f"{name}: the session scheme tests both speakers of a session, so no partner is left to "
+                          "validate; use validation: next (the next session validates) or none")
     folds = data.get("folds", "all")
     if isinstance(folds, list):
         if not folds or not all(isinstance(f, str) and f for f in folds):
-            raise ConfigError(f"{name}: key 'folds' as a list must name test speakers (strings), got {folds!r}")
+            raise ConfigError(f"{name}: key 'folds' as a list must name test speakers or sessions (strings), "
+                              f"got {folds!r}")
         folds = tuple(dict.fromkeys(folds))
     elif folds != "all":
         folds = _int(name, "folds", folds, 1) if not isinstance(folds, str) else None
         if folds is None:
             raise ConfigError(f"{name}: key 'folds' must be 'all', a count >= 1 or a list of test speakers, "
                               f"got {data.get('folds')!r}")
-    return ProtocolConfig(validation=_choice(name, "validation", data.get("validation", "partner"), VALIDATIONS),
-                          folds=folds, repetitions=_int(name, "repetitions", data.get("repetitions", 1), 1))
+    return ProtocolConfig(scheme=scheme, validation=validation, folds=folds, repetitions=_int(name, "repetitions", data.get("repetitions", 1), 1))
 
 
 def _arm(where: str, index: int, data: Any) -> ArmConfig:

@@ -33,12 +33,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Paths of a prepared experiment: the clean ``manifest``, its ``robot`` twin, the two banks."""
+    """Paths of a prepared experiment: the clean ``manifest``, its ``robot`` twin, the two banks, and the
+    ``cache`` folder that holds them (augmentation banks go to its ``banks/``)."""
 
     manifest: pathlib.Path
     robot: pathlib.Path
     noise_bank: pathlib.Path
     rir_bank: pathlib.Path
+    cache: pathlib.Path
 
 
 def _number(value: float) -> str:
@@ -94,7 +96,8 @@ def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int
             log.info("simulating the robot twin into %s", twin)
             simulate_robot(manifest, twin, config_path=corpus.sim_config, noise_bank=bank, seed=corpus.sim_seed,
                            workers=workers, progress=progress)
-    return PreparedData(manifest=manifest.resolve(), robot=robot.resolve(), noise_bank=noise_dir, rir_bank=rir_dir)
+    return PreparedData(manifest=manifest.resolve(), robot=robot.resolve(), noise_bank=noise_dir, rir_bank=rir_dir,
+                        cache=root)
 
 
 def _short_hash(text: str) -> str:

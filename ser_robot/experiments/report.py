@@ -70,6 +70,8 @@ def write_readme(results_dir: pathlib.Path, experiment: Mapping[str, Any], markd
         "",
         "## How it was run",
         "",
+        *([] if info else ["**In progress**: these are the results of the jobs finished so far (the run has not "
+                           "ended, or was interrupted); the same command resumes it.", ""]),
         "```",
         info.get("command", "(unknown: results rebuilt without run_info.json)"),
         "```",
@@ -81,8 +83,9 @@ def write_readme(results_dir: pathlib.Path, experiment: Mapping[str, Any], markd
         (f"- jobs: {info.get('jobs_total', '?')} (trained this run: {info.get('jobs_run', '?')}, found finished: "
         f"{info.get('jobs_skipped', '?')}), {info.get('workers', '?')} worker process(es), "
         f"{info.get('seconds', float('nan')):.0f} s wall clock"),
-        (f"- protocol: leave-one-speaker-out, validation `{protocol['validation']}`, folds `{protocol['folds']}`, "
-        f"{protocol['repetitions']} repetition(s) (training seed = {experiment['seed']} + repetition)"),
+        (f"- protocol: leave-one-{protocol.get('scheme', 'speaker')}-out, validation `{protocol['validation']}`, "
+        f"folds `{protocol['folds']}`, {protocol['repetitions']} repetition(s) (training seed = {experiment['seed']} "
+        "+ repetition)"),
         (f"- base training configuration: `{experiment['train_config']}` with overrides "
         f"`{json.dumps(experiment['train_overrides'])}`; the effective configuration of every job is "
         "`jobs/<arm>/rep<r>/<test speaker>/train/train_config.yaml`"),
@@ -95,6 +98,7 @@ def write_readme(results_dir: pathlib.Path, experiment: Mapping[str, Any], markd
         "",
         "- `runs.csv`: one row per job (arm x fold x repetition) and test set, every metric",
         "- `tables.md`: the tables below",
+        "- `effects.csv`: every effect the paper claims, with its interval, p-value and verdict",
         ("- `jobs/<arm>/rep<r>/<test speaker>/`: `job.json`, `predictions_clean.csv`, `predictions_robot.csv`, "
         "`train/` (checkpoints, history)"),
     ]

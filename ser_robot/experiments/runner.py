@@ -36,7 +36,6 @@ import re
 import shlex
 import shutil
 import time
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +45,7 @@ from ser_robot.experiments.config import (
     load_experiment,
 )
 from ser_robot.errors import ExperimentError
+from ser_robot.experiments.launchers import launch
 from ser_robot.experiments.prepare import PreparedData, prepare_data
 from ser_robot.experiments.report import machine_info
 from ser_robot.experiments.tables import (
@@ -55,7 +55,8 @@ from ser_robot.experiments.tables import (
     write_predictions,
 )
 
-__all__ = ["ExperimentResult", "JobSpec", "plan_jobs", "run_experiment", "run_job", "test_clean_and_robot"]
+__all__ = ["ExperimentResult", "JobSpec", "experiment_folds", "plan_jobs", "prepare_banks", "run_experiment", "run_job",
+           "test_clean_and_robot"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ log = logging.getLogger(__name__)
 class JobSpec:
     """One training job, in plain values (it crosses to a worker process).
 
-    ``train_config``: the effective :class:`~ser_robot.train.config.TrainConfig` as a dict;
+    ``test_speaker``: the fold's test speakers joined by ``+``; ``fold_index``: its place in the
+    ``scheme``'s folds. ``train_config``: the effective :class:`~ser_robot.train.config.TrainConfig` as a dict;
     ``fingerprint``: hash of what determines the job's result (configuration, fold, corpus files).
     """
 
@@ -79,6 +81,7 @@ class JobSpec:
     fold_index: int
     fold: str
     test_speaker: str
+    scheme: str
     validation: str
     manifest: str
     robot: str
@@ -112,14 +115,29 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+def experiment_folds(manifest: Any, scheme: str, validation: str) -> list[Any]:
+    """Every fold of a protocol ``scheme`` (``speaker`` or ``session``) with its ``validation`` rule, in order."""
+    from ser_robot.data.splits import leave_one_session_out, leave_one_speaker_out
+
+    if scheme == "session":
+        return leave_one_session_out(manifest, validation=validation)
+    return leave_one_speaker_out(manifest, validation=validation)
+
+
+def _fold_key(fold: Any, scheme: str) -> str:
+    """What ``protocol.folds`` lists name a fold by: its test speaker, or its test session."""
+    if scheme == "session":
+        return str(fold.test[0].session)
+    return "+".join(fold.test.speakers)
+
+
 def _select_folds(experiment: ExperimentConfig, manifest: Any) -> list[tuple[int, Any]]:
-    """``(index in LOSO order, fold)`` of the experiment's ``protocol.folds``."""
-    from ser_robot.data.splits import leave_one_speaker_out
+    """``(index in the scheme's order, fold)`` of the experiment's ``protocol.folds``."""
     from ser_robot.errors import SplitError
 
     protocol = experiment.protocol
     try:
-        folds = leave_one_speaker_out(manifest, validation=protocol.validation)
+        folds = experiment_folds(manifest, protocol.scheme, protocol.validation)
     except SplitError as error:
         raise ExperimentError(f"experiment {experiment.name!r}: {error}") from None
     indexed = list(enumerate(folds))
@@ -128,14 +146,14 @@ def _select_folds(experiment: ExperimentConfig, manifest: Any) -> list[tuple[int
     if isinstance(protocol.folds, int):
         if protocol.folds > len(folds):
             raise ExperimentError(f"experiment {experiment.name!r}: protocol.folds is {protocol.folds} but the corpus "
-                                  f"has {len(folds)} speakers (folds)")
+                                  f"has {len(folds)} folds ({protocol.scheme} scheme)")
         return indexed[: protocol.folds]
-    by_speaker = {fold.test.speakers[0]: (i, fold) for i, fold in indexed}
-    unknown = [s for s in protocol.folds if s not in by_speaker]
+    by_key = {_fold_key(fold, protocol.scheme): (i, fold) for i, fold in indexed}
+    unknown = [s for s in protocol.folds if s not in by_key]
     if unknown:
-        raise ExperimentError(f"experiment {experiment.name!r}: protocol.folds names {unknown}, not speakers of the "
-                              f"corpus; its speakers are {list(by_speaker)}")
-    return [by_speaker[s] for s in protocol.folds]
+        raise ExperimentError(f"experiment {experiment.name!r}: protocol.folds names {unknown}, not test "
+                              f"{protocol.scheme}s of the corpus; they are {list(by_key)}")
+    return [by_key[s] for s in protocol.folds]
 
 
 def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pathlib.Path,
@@ -156,20 +174,66 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
     jobs = []
     for repetition in range(experiment.protocol.repetitions):
         for index, fold in selected:
-            speaker = fold.test.speakers[0]
+            speaker = "+".join(fold.test.speakers)
             for arm in experiment.arms:
                 overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
                                                 str(prepared.rir_bank))
-                config = load_train_config(experiment.train_config, overrides).to_dict()
-                key = json.dumps({"config": config, "fold": fold.name, **corpus_key}, sort_keys=True)
+                config = _with_bank_paths(load_train_config(experiment.train_config, overrides), prepared)
+                config_dict = config.to_dict()
+                key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key}, sort_keys=True)
                 jobs.append(JobSpec(
                     arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
-                    removed=arm.removed, repetition=repetition, seed=int(config["seed"]), fold_index=index,
-                    fold=fold.name, test_speaker=speaker, validation=experiment.protocol.validation,
-                    manifest=str(prepared.manifest), robot=str(prepared.robot), train_config=config,
+                    removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
+                    fold=fold.name, test_speaker=speaker, scheme=experiment.protocol.scheme,
+                    validation=experiment.protocol.validation, manifest=str(prepared.manifest),
+                    robot=str(prepared.robot), train_config=config_dict,
                     job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
                     fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16]))
     return jobs
+
+
+def _with_bank_paths(config: Any, prepared: PreparedData) -> Any:
+    """In bank mode, a bank over the whole corpus in the cache's ``banks/`` (shared by every fold and arm
+    with the same chain), unless the configuration names its own."""
+    aug = config.augmentation
+    if aug.mode != "bank":
+        return config
+    changes = {"bank_manifest": aug.bank_manifest or str(prepared.manifest)}
+    if aug.bank_dir == type(aug)().bank_dir:
+        changes["bank_dir"] = str(prepared.cache / "banks")
+    return config.replace(augmentation=dataclasses.replace(aug, **changes))
+
+
+def prepare_banks(jobs: list[JobSpec], workers: int = 1, progress: bool = True) -> list[Any]:
+    """Build (or find) the augmentation bank of every bank-mode job, once per distinct bank, and check each
+    job's fold against it (no test or validation speaker in its training view, nor in its babble).
+
+    Runs before the jobs, in this process, so parallel jobs never build the same bank at once.
+    Returns the banks; raises :class:`~ser_robot.errors.BankError` naming a leaking speaker.
+    """
+    from ser_robot.train.bank import BankSpec, babble_speakers, check_no_leak, corpus_hash, ensure_bank
+    from ser_robot.train.config import TrainConfig
+
+    banks: dict[tuple[str, str], Any] = {}
+    hashes: dict[str, str] = {}
+    for job in jobs:
+        config = TrainConfig.from_dict(job.train_config, where=f"job {job.job_dir}")
+        aug = config.augmentation
+        if aug.mode != "bank":
+            continue
+        manifest = _manifest(aug.bank_manifest)
+        fold = experiment_folds(_manifest(job.manifest), job.scheme, job.validation)[job.fold_index]
+        forbidden = [*fold.validation.speakers, *fold.test.speakers]
+        check_no_leak(fold.train, forbidden, babble_speakers(aug), f"of job {job.job_dir}")
+        identity = (json.dumps(dataclasses.asdict(aug), sort_keys=True), config.feature_set)
+        if identity not in banks:
+            if aug.bank_manifest not in hashes:
+                hashes[aug.bank_manifest] = corpus_hash(manifest)
+            spec = BankSpec.from_config(manifest, aug, config.feature_set, config.sample_rate)
+            banks[identity] = ensure_bank(spec, aug.bank_dir, workers=workers, progress=progress,
+                                          corpus=hashes[aug.bank_manifest])
+        banks[identity].training_view(fold.train, forbidden)
+    return list(banks.values())
 
 
 @functools.lru_cache(maxsize=4)
@@ -192,15 +256,16 @@ def run_job(spec: JobSpec) -> dict[str, Any]:
 
 
 def _run_job(spec: JobSpec) -> dict[str, Any]:
-    from ser_robot.data.splits import leave_one_speaker_out
     from ser_robot.errors import CheckpointError
     from ser_robot.train.config import TrainConfig
     from ser_robot.train.trainer import train
 
     job_dir = pathlib.Path(spec.job_dir)
     train_dir = job_dir / "train"
-    manifest = _manifest(spec.manifest)
-    fold = leave_one_speaker_out(manifest, validation=spec.validation, test_speakers=[spec.test_speaker])[0]
+    fold = experiment_folds(_manifest(spec.manifest), spec.scheme, spec.validation)[spec.fold_index]
+    if fold.name != spec.fold:
+        raise ExperimentError(f"job {spec.job_dir}: fold {spec.fold_index} of the corpus is now {fold.name!r}, the "
+                              f"job was planned for {spec.fold!r}; the corpus changed, run the experiment again")
     config = TrainConfig.from_dict(spec.train_config, where=f"job {spec.job_dir}")
     started = time.perf_counter()
     last = train_dir / "last.pt"
@@ -254,7 +319,7 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
     for name, part in (("clean", test), ("robot", robot_part)):
         dataset = UtteranceDataset(part, labels, config.sample_rate, cache=False)
         featurizer.nonfinite = 0
-        outputs = predict(result.model, featurizer, dataset, config, context, workers=0)
+        outputs = predict(result.model, featurizer, dataset, config, context)
         nonfinite[name] = featurizer.nonfinite
         if featurizer.nonfinite:
             log.warning("%s: %d non-finite feature values in the %s test set, set to 0 (the training mean)",
@@ -304,35 +369,18 @@ def _describe(job: dict[str, Any]) -> str:
     return f"{job['arm']} rep{job['repetition']} test={job['test_speaker']}: {text} ({job['train_seconds']:.1f} s)"
 
 
-def _run_parallel(jobs: list[JobSpec], workers: int, bar: Any) -> None:
-    import multiprocessing
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        pending = {pool.submit(run_job, job): job for job in jobs}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                job = pending.pop(future)
-                error = future.exception()
-                if error is not None:
-                    raise ExperimentError(f"job {job.job_dir} failed: {type(error).__name__}: {error}; finished jobs "
-                                          "are kept, run the experiment again to resume") from error
-                log.info("%s", _describe(future.result()))
-                bar.update()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = None, workers: int | None = None,
                    progress: bool = True, *, cache: str | pathlib.Path | None = None,
-                   command: str | None = None) -> ExperimentResult:
+                   command: str | None = None, launcher: str = "local", ray_address: str | None = None,
+                   gpus_per_job: float = 0.0) -> ExperimentResult:
     """Run (or resume) the experiment of YAML ``path``; returns the :class:`ExperimentResult`.
 
     ``out``: results folder (default ``out/experiments/<name>``). ``workers``: job processes
-    (default 1: in this process). ``cache``: folder of generated corpora and banks (default: the
-    experiment's ``cache``). ``command``: the command line recorded in the README (default: the
-    equivalent ``ser-robot experiment`` call).
+    (default 1: in this process); each job gets ``cpu_count // workers`` torch threads.
+    ``cache``: folder of generated corpora and banks (default: the experiment's ``cache``).
+    ``command``: the command line recorded in the README (default: the equivalent ``ser-robot
+    experiment`` call). ``launcher``, ``ray_address``, ``gpus_per_job``: where the jobs run
+    (:mod:`ser_robot.experiments.launchers`).
     """
     from tqdm import tqdm
 
@@ -350,12 +398,15 @@ def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = No
         command = f"ser-robot experiment {shlex.quote(str(path))} --out {shlex.quote(str(out_dir))} --workers {workers}"
         if cache is not None:
             command += f" --cache {shlex.quote(str(cache))}"
+        if launcher != "local":
+            command += f" --launcher {launcher}"
     shutil.copyfile(path, out_dir / "experiment.yaml")
     (out_dir / "experiment.resolved.json").write_text(json.dumps(experiment.to_dict(), indent=2) + "\n",
                                                       encoding="utf-8")
 
     prepared = prepare_data(experiment, cache, workers=workers, progress=progress)
     jobs = plan_jobs(experiment, prepared, out_dir, workers)
+    prepare_banks(jobs, workers=workers, progress=progress)
     done = [job for job in jobs if job.done]
     for job in done:
         _check_finished(job)
@@ -364,26 +415,22 @@ def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = No
              len(done), len(todo), workers)
     bar = tqdm(total=len(jobs), initial=len(done), desc=f"experiment {experiment.name}", unit="job",
                disable=not progress)
+
+    def finished(record: dict[str, Any]) -> None:
+        log.info("%s", _describe(record))
+        bar.update()
+
     try:
-        if workers == 1 or len(todo) <= 1:
-            for job in todo:
-                try:
-                    result = run_job(job)
-                except Exception as error:
-                    raise ExperimentError(f"job {job.job_dir} failed: {type(error).__name__}: {error}; finished "
-                                          "jobs are kept, run the experiment again to resume") from error
-                log.info("%s", _describe(result))
-                bar.update()
-        else:
-            _run_parallel(todo, min(workers, len(todo)), bar)
+        launch(todo, run_job, finished, launcher=launcher, workers=workers, ray_address=ray_address,
+               gpus_per_job=gpus_per_job)
     finally:
         bar.close()
 
     seconds = time.perf_counter() - started
     info = {"command": command, "started": start_date,
             "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "seconds": round(seconds, 1), "workers": workers, "jobs_total": len(jobs), "jobs_run": len(todo),
-            "jobs_skipped": len(done), "machine": machine_info(), "fingerprint": experiment.fingerprint(),
+            "seconds": round(seconds, 1), "workers": workers, "launcher": launcher, "jobs_total": len(jobs),
+            "jobs_run": len(todo), "jobs_skipped": len(done), "machine": machine_info(), "fingerprint": experiment.fingerprint(),
             "data": {k: str(v) for k, v in dataclasses.asdict(prepared).items()}}
     (out_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     tables = rebuild_tables(out_dir)

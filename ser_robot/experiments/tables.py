@@ -16,6 +16,8 @@ the std is taken over the folds instead (the caption says which).
 - Table II: per removed augmentation, the relative macro-F1 change
   ``(F_removed - F_full) / F_full`` in %, on the clean and on the robot test set, of the
   categorical arm with full augmentation of the same model.
+- Effects: each effect the paper claims with a paired bootstrap interval over (repetition, fold)
+  units and a verdict (:mod:`ser_robot.experiments.stats`), in ``tables.md`` and ``effects.csv``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ser_robot.experiments.config import (
     TEST_SETS,
     TRAINING_CONDITIONS,
 )
+from ser_robot.experiments.stats import effects_markdown, lakomkin_effects, relative_change, write_effects
 from ser_robot.errors import ExperimentError
 
 __all__ = [
@@ -196,13 +199,6 @@ def read_runs(path: str | pathlib.Path) -> list[dict[str, Any]]:
 
 
 # --- aggregation --------------------------------------------------------------------------------------
-
-
-def relative_change(value: float, base: float) -> float:
-    """``(value - base) / |base| * 100`` (the paper's "gap %", "improvement %" and Table II); nan if base is 0."""
-    if base == 0 or math.isnan(base) or math.isnan(value):
-        return math.nan
-    return (value - base) / abs(base) * 100.0
 
 
 @dataclass
@@ -416,8 +412,8 @@ def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Pr
 
 
 def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> ExperimentTables:
-    """Rewrite ``runs.csv``, ``tables.md``, the figures and ``README.md`` of a results folder from its saved
-    predictions (no training; metrics recomputed from ``jobs/*/rep*/*/predictions_*.csv``)."""
+    """Rewrite ``runs.csv``, ``tables.md``, ``effects.csv``, the figures and ``README.md`` of a results folder
+    from its saved predictions (no training; metrics recomputed from ``jobs/*/rep*/*/predictions_*.csv``)."""
     from ser_robot.experiments.report import write_readme
 
     results_dir = pathlib.Path(results_dir)
@@ -445,6 +441,9 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
     if "table2" in experiment["tables"]:
         parts += ["## Table II: ablation, relative macro-F1 change when one augmentation is removed\n",
                   table2_markdown(runs)]
+    effects = lakomkin_effects(runs)
+    files.append(write_effects(results_dir / "effects.csv", effects))
+    parts += ["## Effects the paper claims, with intervals\n", effects_markdown(effects)]
     parts += ["## Every arm\n", summary_markdown(runs)]
     markdown = "\n".join(parts)
     (results_dir / "tables.md").write_text(markdown, encoding="utf-8")

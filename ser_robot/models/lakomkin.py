@@ -11,8 +11,11 @@ Input: ``(batch, frames, num_features)`` frames of the paper's eGEMAPS LLDs with
 paper does not give (GRU units, channels, kernel sizes, dropout) are our choices, recorded
 and commented in ``config/models/lakomkin_rnn.yaml`` / ``lakomkin_cnn.yaml``.
 
-Padding never changes a prediction: the GRU runs on a packed sequence and the mean covers
-valid frames only; the CNN zeroes padded frames before every convolution ('same' zero
+Padding never changes a prediction: the GRU runs on the zero-padded batch one layer and one
+direction at a time, the backward direction on each sequence reversed within its own length
+(:func:`reverse_within_lengths`), so no valid output ever sees a padded frame, and the mean
+covers valid frames only (the same outputs and gradients as a packed sequence, to float
+rounding, several times faster on a CPU than ``PackedSequence``: see ``docs/results/``); the CNN zeroes padded frames before every convolution ('same' zero
 padding then sees exactly what it sees at the end of the unpadded utterance), takes its
 batch-norm statistics over valid frames (:class:`MaskedBatchNorm1d`) and its max over valid
 frames only.
@@ -20,10 +23,11 @@ frames only.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ser_robot.errors import ConfigError
 from ser_robot.models.base import HyperSpec, SerModel
@@ -34,7 +38,7 @@ from ser_robot.models.masking import (
     masked_mean,
 )
 
-__all__ = ["LakomkinCNN", "LakomkinRNN"]
+__all__ = ["LakomkinCNN", "LakomkinRNN", "reverse_within_lengths"]
 
 _DROPOUT = HyperSpec(
     "dropout",
@@ -43,6 +47,24 @@ _DROPOUT = HyperSpec(
     min=0.0,
     max=0.9,
 )
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """``(batch, frames, dims)`` with each item's first ``lengths[b]`` frames reversed, padding left in place.
+
+    Its own inverse. ``lengths`` ``(batch,)`` int64, each in ``[1, frames]``.
+    """
+    frames = x.shape[1]
+    steps = torch.arange(frames, device=x.device)[None, :]
+    lengths = lengths.to(x.device)[:, None]
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (batch, frames)
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[2]))
+
+
+@functools.lru_cache(maxsize=None)
+def _gru_template(input_size: int, hidden_size: int) -> nn.GRU:
+    """A one-layer unidirectional batch-first GRU with placeholder (meta) weights, for ``functional_call``."""
+    return nn.GRU(input_size, hidden_size, batch_first=True, device="meta")
 
 
 class LakomkinRNN(SerModel):
@@ -92,12 +114,33 @@ class LakomkinRNN(SerModel):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, T, num_features)`` float, ``(B,)`` int64 -> ``(B, num_outputs)`` logits or (arousal, valence)."""
         self._check_inputs(features, lengths)
-        frames = features.shape[1]
-        packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        encoded, _ = self.gru(packed)
-        encoded, _ = pad_packed_sequence(encoded, batch_first=True, total_length=frames)  # (B, T, 2H)
-        pooled = masked_mean(encoded, lengths_to_mask(lengths.to(features.device), frames))
+        lengths = lengths.to(features.device)
+        encoded = self._encode_padded(features, lengths)  # (B, T, 2H), padded frames hold junk
+        pooled = masked_mean(encoded, lengths_to_mask(lengths, features.shape[1]))
         return self.output(self.dropout(pooled))
+
+    def _direction(self, layer: int, reverse: bool) -> dict[str, torch.Tensor]:
+        """The parameters of one direction of one layer of ``self.gru``, named as a 1-layer unidirectional GRU's."""
+        suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+        return {f"{name}_l0": getattr(self.gru, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+
+    def _encode_padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The bidirectional stack of ``self.gru`` on a padded batch, exact on valid frames.
+
+        Each direction runs as a unidirectional one-layer GRU called with this layer's weights of
+        ``self.gru`` (:func:`_gru_template`; the state dict stays ``nn.GRU``'s): the forward one is causal, so padding after a sequence never
+        reaches its frames; the backward one runs forward over the sequence reversed within its
+        length. Dropout between layers as ``nn.GRU`` applies it (training only).
+        """
+        for layer in range(self.gru.num_layers):
+            if layer > 0 and self.training and self.gru.dropout > 0:
+                x = F.dropout(x, self.gru.dropout, training=True)
+            cell = _gru_template(x.shape[2], self.gru.hidden_size)
+            forward, _ = torch.func.functional_call(cell, self._direction(layer, False), (x,))
+            flipped, _ = torch.func.functional_call(cell, self._direction(layer, True),
+                                                    (reverse_within_lengths(x, lengths),))
+            x = torch.cat([forward, reverse_within_lengths(flipped, lengths)], dim=2)
+        return x
 
     def forward_one(self, features: torch.Tensor) -> torch.Tensor:
         """``(1, T, num_features)`` with every frame valid -> ``(1, num_outputs)``: no packing, a plain mean."""

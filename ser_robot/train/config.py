@@ -56,6 +56,8 @@ MONITORS: dict[str, str] = {
 _CATEGORICAL_MONITORS = ("uar", "accuracy", "macro_f1", "loss")
 _DIMENSIONAL_MONITORS = ("mae", "ccc", "pearson_r", "loss")
 AUGMENTATIONS: tuple[str, ...] = ("none", "lakomkin")
+AUGMENTATION_MODES: tuple[str, ...] = ("online", "bank")
+BANK_DTYPES: tuple[str, ...] = ("float16", "float32")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 AMP_DTYPES: tuple[str, ...] = ("bf16", "fp16")
 DIMENSIONAL_LOSSES: tuple[str, ...] = ("mse", "ccc")
@@ -74,6 +76,14 @@ class AugmentationConfig:
     ratio (default: amplitude). ``include_ego``: also train on ego-noise clips (the paper never
     did). ``sim_config``: simulator YAML whose robot test condition is held out (``None``: the
     default ``config/sim/icub_lab.yaml``).
+
+    ``mode``: ``online`` renders the chain afresh for every batch; ``bank`` precomputes
+    ``versions`` renditions of every training utterance once (version 0 clean, the others
+    independent draws of the chain, seeded by ``bank_seed``), stores their features in
+    ``bank_dir`` as ``bank_dtype`` and draws one rendition per utterance and epoch
+    (:mod:`ser_robot.train.bank`). ``bank_manifest``: the manifest the bank covers (``None``:
+    the fold's training part); a bank over a whole corpus serves every fold, and only the
+    fold's training speakers are ever read from it.
     """
 
     kind: str = "none"
@@ -86,6 +96,12 @@ class AugmentationConfig:
     nsr_power: bool = False
     include_ego: bool = False
     sim_config: str | None = None
+    mode: str = "online"
+    versions: int = 8
+    bank_seed: int = 0
+    bank_dtype: str = "float16"
+    bank_dir: str = "out/banks"
+    bank_manifest: str | None = None
 
     @property
     def enabled(self) -> bool:
@@ -233,6 +249,11 @@ def _choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None
 
 def _check_augmentation(aug: AugmentationConfig) -> None:
     _choice("augmentation.kind", aug.kind, AUGMENTATIONS)
+    _choice("augmentation.mode", aug.mode, AUGMENTATION_MODES)
+    _choice("augmentation.bank_dtype", aug.bank_dtype, BANK_DTYPES)
+    if aug.versions < 2 or aug.bank_seed < 0:
+        raise ConfigError(f"key 'augmentation.versions' must be >= 2 (version 0 is clean, the others augmented) and "
+                          f"'augmentation.bank_seed' >= 0, got {aug.versions!r} and {aug.bank_seed!r}")
     for name in ("p_tempo", "p_gain", "p_noise", "p_ir"):
         value = getattr(aug, name)
         if not 0.0 <= value <= 1.0:
@@ -312,7 +333,7 @@ def load_train_config(path: str | pathlib.Path, overrides: Mapping[str, Any] | N
     augmentation = data.get("augmentation")
     if isinstance(augmentation, Mapping):
         augmentation = dict(augmentation)
-        for key in ("noise_bank", "rir_bank", "sim_config"):
+        for key in ("noise_bank", "rir_bank", "sim_config", "bank_manifest"):
             if isinstance(augmentation.get(key), str):
                 augmentation[key] = _resolve(root, augmentation[key])
         data["augmentation"] = augmentation

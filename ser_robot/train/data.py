@@ -164,6 +164,10 @@ class UtteranceDataset(torch.utils.data.Dataset):
         for index in tqdm(range(len(self)), desc="cache audio", unit="utt", disable=not progress, leave=False):
             self.waveform(index)
 
+    def item_targets(self, index: int) -> tuple[int, torch.Tensor]:
+        """``(class index or -1, (2,) arousal and valence)`` of utterance ``index``, without its audio."""
+        return self._labels[index], self._dimensional[index]
+
     def __getitem__(self, index: int) -> Example:
         return Example(self.waveform(index), self._labels[index], self._dimensional[index], int(index))
 

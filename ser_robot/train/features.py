@@ -33,18 +33,21 @@ from ser_robot.features.normalization import FeatureNormalizer
 from ser_robot.train.config import AugmentationConfig
 from ser_robot.train.data import Batch
 
-__all__ = ["BatchFeaturizer", "Features", "build_augmentation", "fit_normalizer", "frame_lengths", "merge_statistics"]
+__all__ = ["BatchFeaturizer", "Features", "build_augmentation", "fit_normalizer", "frame_lengths", "frame_mask",
+           "merge_statistics"]
 
 
 class Features(NamedTuple):
     """``features`` ``(batch, frames, dims)`` float32 (padding 0); ``lengths`` ``(batch,)`` int64 valid
     frames; ``applied`` ``(batch, n_augmentations)`` bool (``(batch, 0)`` without augmentation);
-    ``names``: augmentation step names."""
+    ``names``: augmentation step names; ``params``: their scalar parameters per example
+    (:class:`~ser_robot.augment.compose.ChainResult`)."""
 
     features: torch.Tensor
     lengths: torch.Tensor
     applied: torch.Tensor
     names: tuple[str, ...]
+    params: dict[str, dict[str, torch.Tensor]] = {}
 
 
 def frame_lengths(extractor: FrameExtractor, sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -53,7 +56,7 @@ def frame_lengths(extractor: FrameExtractor, sample_lengths: torch.Tensor) -> to
     return torch.tensor(counts, dtype=torch.int64, device=sample_lengths.device)
 
 
-def _mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     """``(batch, frames)`` bool, True for valid frames."""
     return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
@@ -88,16 +91,18 @@ class BatchFeaturizer(torch.nn.Module):
         lengths = lengths.to(waveforms.device)
         applied = torch.zeros(waveforms.shape[0], 0, dtype=torch.bool)
         names: tuple[str, ...] = ()
+        params: dict[str, dict[str, torch.Tensor]] = {}
         if augment and self.augmentation is not None:
             result = self.augmentation(waveforms, lengths, generator=generator)
-            waveforms, lengths, applied, names = result.x, result.lengths, result.applied, result.names
+            waveforms, lengths, applied, names, params = (result.x, result.lengths, result.applied, result.names,
+                                                          result.params)
         mono = waveforms.mean(dim=1) if waveforms.shape[1] > 1 else waveforms[:, 0]
         feats = self.extractor(mono.float())
         counts = frame_lengths(self.extractor, lengths).clamp_max(feats.shape[1])
         if self.normalizer is not None:
             feats = self.normalizer(feats)
-        feats = feats * _mask(counts, feats.shape[1])[..., None].to(feats.dtype)
-        return Features(feats.float().contiguous(), counts, applied, names)
+        feats = feats * frame_mask(counts, feats.shape[1])[..., None].to(feats.dtype)
+        return Features(feats.float().contiguous(), counts, applied, names, params)
 
 
 def merge_statistics(parts: Iterable[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[int, torch.Tensor, torch.Tensor]:
@@ -132,7 +137,7 @@ def fit_normalizer(featurizer: BatchFeaturizer, batches: Iterable[Batch], device
     raw = BatchFeaturizer(featurizer.extractor)
     for batch in tqdm(batches, desc="feature statistics", unit="batch", disable=not progress, leave=False):
         feats = raw(batch.waveforms.to(device), batch.lengths.to(device))
-        normalizer.update(feats.features, _mask(feats.lengths, feats.features.shape[1]))
+        normalizer.update(feats.features, frame_mask(feats.lengths, feats.features.shape[1]))
     if all_gather is not None:
         local = (int(normalizer.count), normalizer.mean.cpu(), normalizer.m2.cpu())
         count, mean, m2 = merge_statistics(all_gather(local))

@@ -61,6 +61,7 @@ from ser_robot.train.checkpoint import (
     set_rng_state,
     to_plain,
 )
+from ser_robot.train.bank import collate_features
 from ser_robot.train.config import TrainConfig
 from ser_robot.train.data import (
     DIMENSIONS,
@@ -85,9 +86,10 @@ from ser_robot.train.factory import (
     load_model_hparams,
     registry_factory,
 )
-from ser_robot.train.features import BatchFeaturizer, build_augmentation, fit_normalizer
+from ser_robot.train.features import BatchFeaturizer, Features, build_augmentation, fit_normalizer, frame_mask
 
-__all__ = ["TrainResult", "batch_generator", "deterministic_mode", "evaluate", "train"]
+__all__ = ["TrainResult", "batch_generator", "deterministic_mode", "evaluate", "feature_batches", "predict",
+           "predict_features", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -187,26 +189,39 @@ def _eval_batches(dataset: UtteranceDataset, batch_size: int) -> list[list[int]]
     return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
-            context: DistContext | None = None, workers: int = 0) -> torch.Tensor:
-    """``(len(dataset), outputs)`` float32 CPU model outputs in dataset order, clean features.
+def feature_batches(featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
+                    context: DistContext | None = None) -> list[tuple[torch.Tensor, Features]]:
+    """``(dataset indices, clean Features)`` of this rank's evaluation batches (by duration), on the device.
 
-    Under DDP each rank predicts a shard of every batch; the outputs are gathered on all ranks.
+    Read in this process without a DataLoader, which would draw from the global random generator
+    (a resumed run must see the random stream of the uninterrupted one).
+    """
+    context = context or DistContext()
+    batches = [shard(b, context.rank, context.world_size) for b in _eval_batches(dataset, config.batch_size)]
+    out = []
+    with torch.no_grad():
+        for indices in (b for b in batches if b):
+            batch = collate([dataset[i] for i in indices])
+            out.append((batch.indices, featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))))
+    return out
+
+
+@torch.no_grad()
+def predict_features(model: torch.nn.Module, batches: list[tuple[torch.Tensor, Features]], config: TrainConfig,
+                     context: DistContext | None = None) -> torch.Tensor:
+    """``(utterances, outputs)`` float32 CPU model outputs of :func:`feature_batches`, in dataset order.
+
+    Under DDP each rank predicts its shard of every batch; the outputs are gathered on all ranks.
     """
     context = context or DistContext()
     net = _unwrap(model)
     was_training = net.training
     net.eval()
-    batches = [shard(b, context.rank, context.world_size) for b in _eval_batches(dataset, config.batch_size)]
-    batches = [b for b in batches if b]
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers)
     indices, outputs = [], []
-    for batch in loader:
-        feats = featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))
+    for batch_indices, feats in batches:
         with _autocast(config, context.device):
             out = net(feats.features, feats.lengths)
-        indices.append(batch.indices)
+        indices.append(batch_indices)
         outputs.append(out.float().cpu())
     net.train(was_training)
     local = (torch.cat(indices) if indices else torch.zeros(0, dtype=torch.int64),
@@ -217,6 +232,12 @@ def predict(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: Uttera
     result = torch.empty_like(all_outputs)
     result[all_indices] = all_outputs
     return result
+
+
+def predict(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
+            context: DistContext | None = None) -> torch.Tensor:
+    """``(len(dataset), outputs)`` float32 CPU model outputs in dataset order, clean features."""
+    return predict_features(model, feature_batches(featurizer, dataset, config, context), config, context)
 
 
 def score(outputs: torch.Tensor, dataset: UtteranceDataset, config: TrainConfig) -> dict[str, Any]:
@@ -246,9 +267,13 @@ def score(outputs: torch.Tensor, dataset: UtteranceDataset, config: TrainConfig)
 
 
 def evaluate(model: torch.nn.Module, featurizer: BatchFeaturizer, dataset: UtteranceDataset, config: TrainConfig,
-             context: DistContext | None = None) -> dict[str, Any]:
-    """:func:`score` of :func:`predict` (the same on every rank)."""
-    return score(predict(model, featurizer, dataset, config, context, config.workers), dataset, config)
+             context: DistContext | None = None, batches: list[tuple[torch.Tensor, Features]] | None = None
+             ) -> dict[str, Any]:
+    """:func:`score` of :func:`predict` (the same on every rank); ``batches``: the dataset's
+    :func:`feature_batches`, computed once by the caller (features are the same every epoch)."""
+    if batches is None:
+        batches = feature_batches(featurizer, dataset, config, context)
+    return score(predict_features(model, batches, config, context), dataset, config)
 
 
 def _scalars(report: Mapping[str, Any]) -> dict[str, float]:
@@ -317,6 +342,49 @@ def _prefixed(entry: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _bank_training_set(config: TrainConfig, fold: Fold, train_set: UtteranceDataset, names: tuple[str, ...],
+                       progress: bool) -> Any:
+    """The training utterances served from the augmentation bank of ``config`` (built if needed)."""
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.train.bank import BankSpec, BankTrainingSet, ensure_bank
+
+    aug = config.augmentation
+    covered = read_manifest(aug.bank_manifest) if aug.bank_manifest else fold.train
+    bank = ensure_bank(BankSpec.from_config(covered, aug, config.feature_set, config.sample_rate), aug.bank_dir,
+                       progress=progress)
+    if bank.names != names:
+        raise TrainError(f"augmentation bank {bank.root} holds features {list(bank.names)[:3]}..., not the "
+                         f"{config.feature_set!r} extractor's")
+    bank.training_view(fold.train, [*fold.validation.speakers, *fold.test.speakers])
+    return BankTrainingSet(bank, train_set, config.seed)
+
+
+def _bank_normalizer(bank_set: Any, names: tuple[str, ...], device: torch.device,
+                     context: DistContext) -> FeatureNormalizer:
+    """Statistics of the clean renditions (version 0) of the training utterances; exact under DDP."""
+    normalizer = FeatureNormalizer(names).to(device)
+    for index in range(context.rank, len(bank_set), context.world_size):
+        feats = bank_set.clean(index).features.to(device)
+        normalizer.update(feats[None], torch.ones(1, feats.shape[0], dtype=torch.bool, device=device))
+    if context.distributed:
+        from ser_robot.train.features import merge_statistics
+
+        count, mean, m2 = merge_statistics(all_gather_objects(
+            context, (int(normalizer.count), normalizer.mean.cpu(), normalizer.m2.cpu())))
+        normalizer.count.fill_(count)
+        normalizer.mean.copy_(mean)
+        normalizer.m2.copy_(m2)
+    return normalizer
+
+
+def _bank_features(batch: Any, normalizer: FeatureNormalizer, steps: tuple[str, ...], device: torch.device) -> Features:
+    """:class:`Features` of a bank batch: z-normalised, padded frames 0."""
+    lengths = batch.lengths.to(device)
+    feats = normalizer(batch.features.to(device, non_blocking=True))
+    feats = feats * frame_mask(lengths, feats.shape[1])[..., None].to(feats.dtype)
+    return Features(feats.float().contiguous(), lengths, batch.applied, steps)
+
+
 def train(config: TrainConfig, fold: Fold, *, model_factory: ModelFactory | None = None,
           out_dir: str | pathlib.Path | None = None, resume: str | pathlib.Path | None = None,
           progress: bool = True) -> TrainResult:
@@ -368,10 +436,14 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
     if checkpoint is not None:
         _check_resume(checkpoint, config, fold, labels, names)
 
+    bank_set = _bank_training_set(config, fold, train_set, names, show) if config.augmentation.mode == "bank" else None
+
     # normalisation statistics: the clean training split, once
     featurizer = BatchFeaturizer(extractor).to(device)
     if checkpoint is not None:
         normalizer = normalizer_from_checkpoint(checkpoint).to(device)
+    elif bank_set is not None:
+        normalizer = _bank_normalizer(bank_set, names, device, context)
     else:
         stat_batches = _eval_batches(train_set, config.batch_size)[context.rank:: context.world_size]
         loader = torch.utils.data.DataLoader(train_set, batch_sampler=stat_batches, collate_fn=collate,
@@ -419,9 +491,11 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
 
     sampler = SortaGradBatchSampler(train_set.durations, config.batch_size, config.seed, config.sortagrad,
                                     config.bucket_batches, rank=context.rank, world_size=context.world_size)
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
+    loader = torch.utils.data.DataLoader(bank_set if bank_set is not None else train_set, batch_sampler=sampler,
+                                         collate_fn=collate_features if bank_set is not None else collate,
                                          num_workers=config.workers, pin_memory=device.type == "cuda",
                                          persistent_workers=config.workers > 0)
+    val_batches = feature_batches(featurizer, val_set, config, context) if val_set is not None else None
     monitor = config.monitor_metric if val_set is not None else "loss"
     base = {
         "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
@@ -446,6 +520,8 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         if stopped:
             break
         sampler.set_epoch(epoch)
+        if bank_set is not None:
+            bank_set.set_epoch(epoch)
         plan = sampler.global_batches(epoch)
         model.train()
         started = time.perf_counter()
@@ -458,9 +534,12 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
             global_size = len(plan[step])
             real = len(shard(plan[step], context.rank, context.world_size))
             weights = torch.ones(batch.lengths.shape[0], device=device) if real else torch.zeros(1, device=device)
-            generator = batch_generator(config.seed, epoch, step, context.rank)
-            feats = featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
-                               augment=True, generator=generator)
+            if bank_set is not None:
+                feats = _bank_features(batch, normalizer, bank_set.bank.steps, device)
+            else:
+                generator = batch_generator(config.seed, epoch, step, context.rank)
+                feats = featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
+                                   augment=True, generator=generator)
             targets = batch.targets(config.head).to(device)
             with _autocast(config, device):
                 outputs = net(feats.features, feats.lengths)
@@ -497,7 +576,7 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         if applied_sum is not None:
             entry["augmented"] = {n: float(v) / float(loss_sum[1]) for n, v in zip(aug_names, applied_sum.tolist())}
         if val_set is not None:
-            report = evaluate(net, featurizer, val_set, config, context)
+            report = evaluate(net, featurizer, val_set, config, context, val_batches)
             value = float(report[monitor])
             entry["validation"] = _scalars(report)
         else:
