@@ -127,7 +127,7 @@ def test_table1_rows_gap_and_improvement(handmade_runs):
     improvement = _cells(markdown, "RNN", "augmented vs clean", "**improvement %** on robot")
     assert improvement[2] == "+100.0%"  # 0.40 vs 0.20
     assert improvement[3] == f"{relative_change(0.45, 0.60):+.1f}%" == "-25.0%"
-    assert "over 2 repetitions of the average over 2 LOSO folds" in markdown
+    assert "over 2 repetitions of the average over 2 folds" in markdown
     # no CNN arms: no CNN rows; a model without a clean arm gets no improvement row
     assert "| CNN |" not in markdown
     only_aug = [r for r in handmade_runs if r["training"] == "augmented"]
@@ -268,7 +268,7 @@ def test_table1_tiny_results_folder(table1):
                 assert len(cells) == 7 and all(re.match(r"-?\d\.\d{3}", c) for c in cells), cells
             assert len(_cells(markdown, model, training, "**gap %** (robot − clean)")) == 7
         assert all(c.endswith("%") for c in _cells(markdown, model, "augmented vs clean", "**improvement %** on robot"))
-    assert "mean ± sample std over 2 LOSO folds (a single repetition)" in markdown
+    assert "mean ± sample std over 2 folds (a single repetition)" in markdown
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert len([f for f in figures if f.startswith("confusion_")]) == 4 * 2 + 1  # categorical arms x tests + grid
     assert {f for f in figures if f.startswith("violin_")} == {f"violin_{m}_{t}.png" for m in ("RNN", "CNN")

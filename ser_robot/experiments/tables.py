@@ -4,7 +4,7 @@ Everything here works from the files a run leaves (per-job predictions CSVs and 
 so :func:`rebuild_tables` redraws every table and figure without training (no torch import).
 
 Aggregation (stated in every table's caption): a metric of one (arm, test set) is first averaged
-over the LOSO folds of each repetition (the paper's cross-validation average); the table shows the
+over the folds of each repetition (the paper's cross-validation average); the table shows the
 mean ± sample std (ddof=1) of those averages over the repetitions. With a single repetition
 the std is taken over the folds instead (the caption says which).
 
@@ -262,8 +262,8 @@ def _spread_text(summaries: Mapping[tuple[str, str], Summary]) -> str:
     reps = max((s.repetitions for s in summaries.values()), default=1)
     folds = max((s.folds for s in summaries.values()), default=0)
     if spreads == {"repetitions"}:
-        return (f"mean ± sample std over {reps} repetitions of the average over {folds} LOSO folds")
-    return f"mean ± sample std over {folds} LOSO folds (a single repetition)"
+        return (f"mean ± sample std over {reps} repetitions of the average over {folds} folds")
+    return f"mean ± sample std over {folds} folds (a single repetition)"
 
 
 def _arms(runs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
