@@ -665,3 +665,24 @@ def test_hostile_blocks_into_the_inference_node_over_dds(rclpy_context, tiny_che
             spinner.join(timeout=5)
         probe.destroy_node()
         node.destroy_node()
+
+
+def test_drops_of_two_severities_on_one_stream_leave_it_alive(rclpy_context, tiny_checkpoint, good_blocks):
+    """Field defect: a block with a NaN frame rate (WARNING), then, a throttle period later, one with another
+    feature set (ERROR) on the live stream's frame_id. rclpy refuses a logging call site whose severity
+    changes, which counted the second block twice (mismatched_features and internal_error) and forgot the
+    stream. Each is now counted once and the stream goes on."""
+    features, _, names = good_blocks
+    node = inference_node("inference_two_severities", tiny_checkpoint())
+    try:
+        node._emotion_publisher, node._diagnostics_publisher = Recorder(), Recorder()
+        node._on_features(feature_frames(features[:10], 0, 1.0, "egemaps", names))
+        node._on_features(feature_frames(features[10:20], 1, 1.1, "egemaps", names, frame_rate=float("nan")))
+        node._next_warning = 0.0  # the throttle period has passed
+        node._on_features(feature_frames(features[10:20], 1, 1.1, "logmel_lakomkin", names))
+        assert node.counts["bad_rate"] == 1 and node.counts["mismatched_features"] == 1
+        assert node.counts["internal_error"] == 0 and "head" in node.streams
+        node._on_features(feature_frames(features[10:20], 1, 1.1, "egemaps", names))
+        assert node.totals()["streams_started"] == 1  # the good stream went on, not restarted
+    finally:
+        node.destroy_node()

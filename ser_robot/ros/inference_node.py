@@ -416,9 +416,13 @@ class InferenceNode(ConsumerNode):
             return
         self._next_warning = now + WARN_PERIOD_S
         totals = ", ".join(f"{key} {self.counts[key]}" for key in DROP_REASONS if self.counts[key])
-        log = self.get_logger().error if reason == "mismatched_features" else self.get_logger().warning
-        log(f"dropped {topic} block of stream {stream[:NAME_CHARS]!r} ({reason}): {detail[:DETAIL_CHARS]} "
-            f"[dropped so far: {totals}]")
+        text = (f"dropped {topic} block of stream {stream[:NAME_CHARS]!r} ({reason}): {detail[:DETAIL_CHARS]} "
+                f"[dropped so far: {totals}]")
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if reason == "mismatched_features":
+            self.get_logger().error(text)
+        else:
+            self.get_logger().warning(text)
 
     def _error(self, text: str) -> None:
         now = time.monotonic()
