@@ -21,6 +21,7 @@ __all__ = [
     "TrainError",
     "CheckpointError",
     "BankError",
+    "NonFiniteOutputError",
     "ExperimentError",
 ]
 
@@ -79,6 +80,10 @@ class TrainError(SerRobotError):
 
 class CheckpointError(TrainError):
     """A checkpoint cannot be written, read, or does not match what it is loaded for."""
+
+
+class NonFiniteOutputError(SerRobotError):
+    """A model gave NaN or infinity for an input: the result must not be published."""
 
 
 class BankError(TrainError):

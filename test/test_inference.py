@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -318,3 +319,28 @@ def test_an_export_that_differs_from_pytorch_is_refused_and_auto_falls_back(tiny
         EmotionModel(tiny_checkpoint(), "cpu", backend="onnxruntime")
     with pytest.raises(ConfigError, match="backend 'tensorrt' is unknown"):
         EmotionModel(tiny_checkpoint(), "cpu", backend="tensorrt")
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_with_its_path(tmp_path, tiny_checkpoint):
+    """Field defect: NaN weights loaded (onnxruntime's check fell back to PyTorch) and published NaN confidences."""
+    from ser_robot.train.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(tiny_checkpoint())
+    name = next(k for k in checkpoint["model"]["state"] if k.endswith("weight"))
+    checkpoint["model"]["state"][name] = torch.full_like(checkpoint["model"]["state"][name], float("nan"))
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, checkpoint)
+    with pytest.raises(CheckpointError, match=rf"{path} holds non-finite values .*model\.{re.escape(name)}"):
+        EmotionModel(path, "cpu")
+
+
+def test_non_finite_outputs_are_withheld_and_counted(stream_audio, tiny_checkpoint):
+    model = EmotionModel(tiny_checkpoint(), "cpu", backend="torch")
+    blocks = _blocks(stream_audio, len(stream_audio))
+    expected = [r for r in _run(StreamInference(model, InferenceSettings(mode="window")), *blocks, False) if r.speech]
+    with torch.no_grad():
+        model.model.output.bias.fill_(float("nan"))  # a model that goes bad at run time
+    engine = StreamInference(model, InferenceSettings(mode="window"))
+    results = _run(engine, *blocks, False)
+    assert expected and not any(r.speech for r in results)  # nothing with a NaN prediction comes out
+    assert engine.counters.non_finite_outputs == len(expected)

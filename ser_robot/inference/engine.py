@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_robot.errors import NonFiniteOutputError
 from ser_robot.inference.model import EmotionModel, Prediction
 from ser_robot.inference.segmenter import VadSegmenter
 
@@ -92,6 +93,7 @@ class InferenceCounters:
     truncated: int = 0  # results computed from fewer frames than their span (frames lost in a restart)
     dropped_segments: int = 0  # segments whose frames never arrived
     abandoned: int = 0  # results given up waiting for one input after the other's buffer dropped their start
+    non_finite_outputs: int = 0  # results withheld because the model gave NaN or infinity
 
 
 class _Track:
@@ -291,7 +293,12 @@ class StreamInference:
         if speech and len(frames) == 0:
             self.counters.dropped_segments += 1
             return None
-        prediction = self._smooth(self.model.predict(frames) if speech else None, request.final)
+        try:
+            predicted = self.model.predict(frames) if speech else None
+        except NonFiniteOutputError:
+            self.counters.non_finite_outputs += 1
+            return None
+        prediction = self._smooth(predicted, request.final)
         self.counters.results += 1
         return EmotionResult(request.window_start, request.window_end, request.final, speech, speech_probability,
                              prediction, len(frames))

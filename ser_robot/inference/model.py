@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import pathlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from ser_robot.data.corpora.labels import to_unit_scale
-from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError
+from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError, NonFiniteOutputError
 from ser_robot.inference.onnx_backend import BACKENDS, OnnxExportError, OnnxForward
 
 __all__ = ["DEFAULT_MODEL", "EmotionModel", "Prediction", "check_model_for_features", "default_model_path",
@@ -85,6 +86,8 @@ class EmotionModel:
             raise CheckpointError(f"model checkpoint {self.path} not found{hint}")
         self.device = resolve_device(device)
         model, normalizer, checkpoint = load_model(self.path, map_location="cpu")
+        _check_finite(self.path, {**{f"model.{k}": v for k, v in model.state_dict().items()},
+                                  **{f"normaliser.{k}": v for k, v in normalizer.state_dict().items()}})
         self.model = model.to(self.device).eval()
         self.normalizer = normalizer.to(self.device)
         features = checkpoint["features"]
@@ -151,7 +154,10 @@ class EmotionModel:
 
     @torch.inference_mode()
     def predict(self, frames: np.ndarray) -> Prediction:
-        """The model's output for one window of raw (unnormalised) feature frames ``(frames, features)``."""
+        """The model's output for one window of raw (unnormalised) feature frames ``(frames, features)``.
+
+        Raises :class:`NonFiniteOutputError` when the output holds NaN or infinity (never returned).
+        """
         if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
@@ -160,10 +166,22 @@ class EmotionModel:
         else:
             x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
             out = self.model.forward_one(self.normalizer(x)[None])[0].float()
+        if not bool(torch.isfinite(out).all()):
+            raise NonFiniteOutputError(f"model {self.model_id} gave a non-finite output for a window of "
+                                       f"{len(frames)} frames (inputs finite: {bool(np.isfinite(frames).all())})")
         if self.head == "categorical":
             return Prediction(torch.softmax(out, dim=0).cpu().numpy())
         arousal, valence = to_unit_scale(out, self.dimension_scale).clamp(-1.0, 1.0).cpu().tolist()
         return Prediction(np.zeros(0, np.float32), arousal, valence)
+
+
+def _check_finite(path: pathlib.Path, tensors: dict[str, Any]) -> None:
+    """Raise :class:`CheckpointError` naming ``path`` and the first tensor holding NaN or infinity."""
+    bad = [name for name, tensor in tensors.items()
+           if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds non-finite values (NaN or infinity) in {len(bad)} tensor(s), "
+                              f"e.g. {bad[:3]}; it would publish NaN probabilities: retrain or load another checkpoint")
 
 
 def check_model_for_features(model: str, feature_set: str) -> None:

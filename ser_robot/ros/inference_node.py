@@ -509,7 +509,8 @@ class InferenceNode(ConsumerNode):
         values.update({key: c[key] for key in EVENT_KEYS})
         engines = [state.engine for state in self.streams.values()]
         for key, name in (("results", "results"), ("restarts", "time_jumps"), ("truncated", "truncated"),
-                          ("dropped_segments", "dropped_segments"), ("abandoned", "abandoned")):
+                          ("dropped_segments", "dropped_segments"), ("abandoned", "abandoned"),
+                          ("non_finite_outputs", "non_finite_outputs")):
             values[name] = getattr(self._retired, key) + sum(getattr(e.counters, key) for e in engines)
         values.update(streams=len(self.streams), emotions_published=self.published,
                       pending=sum(e.pending for e in engines), timer_errors=c["timer_errors"])
@@ -527,13 +528,15 @@ class InferenceNode(ConsumerNode):
         self._reported = totals
         p50, p99 = self.latency.percentile(50), self.latency.percentile(99)
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
-        level = ERROR if new["mismatched_features"] or new["internal_error"] or new["timer_errors"] else \
-            WARN if new["dropped"] or new["abandoned"] else OK
+        level = ERROR if new["mismatched_features"] or new["internal_error"] or new["timer_errors"] \
+            or new["non_finite_outputs"] else WARN if new["dropped"] or new["abandoned"] else OK
         reasons = ", ".join(f"{key} {new[key]}" for key in DROP_REASONS if new[key])
         message = (f"{totals['streams']} stream(s), {self.published} emotions, latency p99 {p99 * 1e3:.1f} ms; last "
                    f"period: {new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}"
                    + (f"; {new['abandoned']} result(s) given up waiting for features or VAD (is the feature "
                       "node's vad on?)" if new["abandoned"] else "")
+                   + (f"; {new['non_finite_outputs']} result(s) withheld: the model gave NaN or infinity"
+                      if new["non_finite_outputs"] else "")
                    + (f"; features that do not fit the model: {self.mismatched}" if self.mismatched else ""))
         values = {"model_id": self.model.model_id, "device": str(self.model.device), "backend": self.model.backend,
                   "mode": self.settings.mode,
