@@ -16,6 +16,9 @@ from ser_robot.errors import BankError
 from ser_robot.train.bank import BankSpec, BankTrainingSet, FeatureBank, corpus_hash, ensure_bank
 from ser_robot.train.config import load_train_config
 
+# banks are rendered by the fixtures (a few seconds each on 2 idle cores); allow for a loaded machine
+pytestmark = pytest.mark.timeout(600)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VERSIONS = 4
 
