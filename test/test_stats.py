@@ -125,6 +125,7 @@ def test_two_units_cannot_tell():
     assert result.difference == pytest.approx(-0.4)
     assert verdict(result.ci, "lower", result.units) == CANNOT_TELL
     assert verdict((-0.5, -0.3), "lower", 2) == CANNOT_TELL
+    assert verdict((-0.5, -0.3), "lower", 4) == CANNOT_TELL  # 4 agreeing signs: p = 0.125 at best
 
 
 def test_sign_flip_p_value_exact():

@@ -430,7 +430,8 @@ def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = No
     info = {"command": command, "started": start_date,
             "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "seconds": round(seconds, 1), "workers": workers, "launcher": launcher, "jobs_total": len(jobs),
-            "jobs_run": len(todo), "jobs_skipped": len(done), "machine": machine_info(), "fingerprint": experiment.fingerprint(),
+            "jobs_run": len(todo), "jobs_skipped": len(done), "machine": machine_info(),
+            "fingerprint": experiment.fingerprint(),
             "data": {k: str(v) for k, v in dataclasses.asdict(prepared).items()}}
     (out_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     tables = rebuild_tables(out_dir)

@@ -14,7 +14,9 @@ repetition). With ``n`` units:
   patterns when ``2**n <= n_boot``, else ``n_boot`` random ones); the smallest p that ``n`` units can
   give is ``2 / 2**n`` (0.0625 for 5 units).
 
-Verdict (:func:`verdict`): with fewer than :data:`MIN_UNITS` units, "cannot tell at this size". A
+Verdict (:func:`verdict`): with fewer than :data:`MIN_VERDICT_UNITS` units, "cannot tell at this
+size" (with 4 units even four agreeing signs give p = 0.125, and a percentile interval over 3 or 4
+units is too narrow to trust). A
 directional claim *holds* when the interval of the mean difference excludes 0 on the paper's side,
 *does not hold* when it excludes 0 on the other side, and otherwise we *cannot tell at this size*.
 The paper's "no loss on clean speech" claim is a non-inferiority claim with margin
@@ -47,6 +49,7 @@ __all__ = [
     "HOLDS",
     "LAKOMKIN2018",
     "MIN_UNITS",
+    "MIN_VERDICT_UNITS",
     "NON_INFERIORITY_MARGIN",
     "Comparison",
     "Effect",
@@ -67,6 +70,7 @@ HOLDS = "holds"
 DOES_NOT_HOLD = "does not hold"
 CANNOT_TELL = "cannot tell at this size"
 MIN_UNITS = 3
+MIN_VERDICT_UNITS = 5
 """Fewer paired units than this give NaN intervals and "cannot tell at this size"."""
 NON_INFERIORITY_MARGIN = 0.05
 """Macro-F1 (absolute, 0-1) that augmentation may cost on clean speech and still count as "no loss"; the
@@ -266,7 +270,7 @@ def verdict(ci: tuple[float, float], expected: str, units: int, margin: float = 
     ``expected``: "lower" or "higher" (directional), or "not lower" (non-inferiority with ``margin``).
     """
     low, high = ci
-    if units < MIN_UNITS or math.isnan(low) or math.isnan(high):
+    if units < MIN_VERDICT_UNITS or math.isnan(low) or math.isnan(high):
         return CANNOT_TELL
     if expected == HIGHER:
         return HOLDS if low > 0 else DOES_NOT_HOLD if high < 0 else CANNOT_TELL
@@ -563,10 +567,10 @@ def effects_markdown(effects: Sequence[Effect]) -> str:
         "for the ranking, Kendall's τ between the measured and the paper's macro-F1 without each augmentation, "
         "p exact over every ordering. Verdict: *holds* when the CI of Δ (τ) excludes 0 on the paper's side, "
         "*does not hold* when it excludes 0 on the other side, otherwise *cannot tell at this size*; fewer than "
-        f"{MIN_UNITS} units: cannot tell. The clean-speech claim is non-inferiority: holds when the CI's lower end "
-        f"is above −{NON_INFERIORITY_MARGIN} macro-F1, does not hold when the whole CI is below it. The paper's "
+        f"{MIN_VERDICT_UNITS} units: cannot tell. The clean-speech claim is non-inferiority: holds when the CI's "
+        f"lower end is above −{NON_INFERIORITY_MARGIN} macro-F1, does not hold when the whole CI is below it. The paper's "
         "direction is the sign of its own number. With few units the percentile interval is narrow: read *holds* "
-        "as \"(nearly) every unit agrees\". Every number: `effects.csv`.")
+        "as \"(nearly) every unit agrees\", and the p-value beside it. Every number: `effects.csv`.")
     return "\n".join(lines) + "\n\n" + caption + "\n"
 
 

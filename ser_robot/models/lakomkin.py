@@ -15,10 +15,10 @@ Padding never changes a prediction: the GRU runs on the zero-padded batch one la
 direction at a time, the backward direction on each sequence reversed within its own length
 (:func:`reverse_within_lengths`), so no valid output ever sees a padded frame, and the mean
 covers valid frames only (the same outputs and gradients as a packed sequence, to float
-rounding, several times faster on a CPU than ``PackedSequence``: see ``docs/results/``); the CNN zeroes padded frames before every convolution ('same' zero
-padding then sees exactly what it sees at the end of the unpadded utterance), takes its
-batch-norm statistics over valid frames (:class:`MaskedBatchNorm1d`) and its max over valid
-frames only.
+rounding, several times faster on a CPU than ``PackedSequence``: see ``docs/results/``); the CNN
+zeroes padded frames before every convolution ('same' zero padding then sees exactly what it sees
+at the end of the unpadded utterance), takes its batch-norm statistics over valid frames
+(:class:`MaskedBatchNorm1d`) and its max over valid frames only.
 """
 
 from __future__ import annotations
@@ -122,15 +122,16 @@ class LakomkinRNN(SerModel):
     def _direction(self, layer: int, reverse: bool) -> dict[str, torch.Tensor]:
         """The parameters of one direction of one layer of ``self.gru``, named as a 1-layer unidirectional GRU's."""
         suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-        return {f"{name}_l0": getattr(self.gru, f"{name}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return {f"{name}_l0": getattr(self.gru, f"{name}{suffix}") for name in names}
 
     def _encode_padded(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The bidirectional stack of ``self.gru`` on a padded batch, exact on valid frames.
 
         Each direction runs as a unidirectional one-layer GRU called with this layer's weights of
-        ``self.gru`` (:func:`_gru_template`; the state dict stays ``nn.GRU``'s): the forward one is causal, so padding after a sequence never
-        reaches its frames; the backward one runs forward over the sequence reversed within its
-        length. Dropout between layers as ``nn.GRU`` applies it (training only).
+        ``self.gru`` (:func:`_gru_template`; the state dict stays ``nn.GRU``'s): the forward one is
+        causal, so padding after a sequence never reaches its frames; the backward one runs forward
+        over the sequence reversed within its length. Dropout between layers as ``nn.GRU`` applies it (training only).
         """
         for layer in range(self.gru.num_layers):
             if layer > 0 and self.training and self.gru.dropout > 0:

@@ -202,7 +202,8 @@ def feature_batches(featurizer: BatchFeaturizer, dataset: UtteranceDataset, conf
     with torch.no_grad():
         for indices in (b for b in batches if b):
             batch = collate([dataset[i] for i in indices])
-            out.append((batch.indices, featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))))
+            feats = featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))
+            out.append((batch.indices, feats))
     return out
 
 
