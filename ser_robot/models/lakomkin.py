@@ -63,7 +63,8 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
 
 @functools.lru_cache(maxsize=None)
 def _gru_template(input_size: int, hidden_size: int) -> nn.GRU:
-    """A one-layer unidirectional batch-first GRU with placeholder (meta) weights, for ``functional_call``."""
+    """A one-layer unidirectional batch-first GRU whose own weights live on the meta device (no memory):
+    ``functional_call`` runs it with one direction's weights of the model's ``nn.GRU``."""
     return nn.GRU(input_size, hidden_size, batch_first=True, device="meta")
 
 

@@ -34,7 +34,7 @@ from ser_robot.train.config import AugmentationConfig
 from ser_robot.train.data import Batch
 
 __all__ = ["BatchFeaturizer", "Features", "build_augmentation", "fit_normalizer", "frame_lengths", "frame_mask",
-           "merge_statistics"]
+           "gather_statistics", "merge_statistics"]
 
 
 class Features(NamedTuple):
@@ -124,6 +124,18 @@ def merge_statistics(parts: Iterable[tuple[int, torch.Tensor, torch.Tensor]]) ->
     return count, mean, m2
 
 
+def gather_statistics(normalizer: FeatureNormalizer, all_gather) -> None:
+    """Replace every rank's partial statistics in ``normalizer`` by all ranks' merged ones (DDP).
+
+    ``all_gather``: a function ``obj -> list of every rank's obj``; ranks are merged in order.
+    """
+    local = (int(normalizer.count), normalizer.mean.cpu(), normalizer.m2.cpu())
+    count, mean, m2 = merge_statistics(all_gather(local))
+    normalizer.count.fill_(count)
+    normalizer.mean.copy_(mean)
+    normalizer.m2.copy_(m2)
+
+
 def fit_normalizer(featurizer: BatchFeaturizer, batches: Iterable[Batch], device: torch.device | str = "cpu",
                    progress: bool = False, all_gather=None) -> FeatureNormalizer:
     """Statistics of the clean features of ``batches`` (the training split), padding masked.
@@ -139,11 +151,7 @@ def fit_normalizer(featurizer: BatchFeaturizer, batches: Iterable[Batch], device
         feats = raw(batch.waveforms.to(device), batch.lengths.to(device))
         normalizer.update(feats.features, frame_mask(feats.lengths, feats.features.shape[1]))
     if all_gather is not None:
-        local = (int(normalizer.count), normalizer.mean.cpu(), normalizer.m2.cpu())
-        count, mean, m2 = merge_statistics(all_gather(local))
-        normalizer.count.fill_(count)
-        normalizer.mean.copy_(mean)
-        normalizer.m2.copy_(m2)
+        gather_statistics(normalizer, all_gather)
     if not normalizer.fitted:
         raise ValueError("the training split gave no feature frames; are its utterances shorter than one window?")
     return normalizer

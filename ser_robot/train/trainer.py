@@ -86,7 +86,14 @@ from ser_robot.train.factory import (
     load_model_hparams,
     registry_factory,
 )
-from ser_robot.train.features import BatchFeaturizer, Features, build_augmentation, fit_normalizer, frame_mask
+from ser_robot.train.features import (
+    BatchFeaturizer,
+    Features,
+    build_augmentation,
+    fit_normalizer,
+    frame_mask,
+    gather_statistics,
+)
 
 __all__ = ["TrainResult", "batch_generator", "deterministic_mode", "evaluate", "feature_batches", "predict",
            "predict_features", "train"]
@@ -368,13 +375,7 @@ def _bank_normalizer(bank_set: Any, names: tuple[str, ...], device: torch.device
         feats = bank_set.clean(index).features.to(device)
         normalizer.update(feats[None], torch.ones(1, feats.shape[0], dtype=torch.bool, device=device))
     if context.distributed:
-        from ser_robot.train.features import merge_statistics
-
-        count, mean, m2 = merge_statistics(all_gather_objects(
-            context, (int(normalizer.count), normalizer.mean.cpu(), normalizer.m2.cpu())))
-        normalizer.count.fill_(count)
-        normalizer.mean.copy_(mean)
-        normalizer.m2.copy_(m2)
+        gather_statistics(normalizer, lambda obj: all_gather_objects(context, obj))
     return normalizer
 
 
