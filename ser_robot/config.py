@@ -3,16 +3,25 @@
 ``config/ser.yaml`` is a ROS 2 parameters file: one top-level key per node name, each with a
 ``ros__parameters`` mapping. The ``runner`` entry is read by ``ser-robot run`` and by
 ``launch/ser.launch.py`` to decide which nodes to start. Every value is validated against the
-:class:`ParamSpec` of its node here, before any node starts; the ROS nodes declare the very
-same specs as parameters with descriptors and ranges (:mod:`ser_robot.ros.params`).
+:class:`ParamSpec` of its node here, before any node starts (numbers finite and in range, topic
+names valid, output folders creatable); the ROS nodes declare the very same specs as parameters
+with descriptors and ranges (:mod:`ser_robot.ros.params`). The numeric options of the
+``ser-robot`` commands that are not node parameters have their specs here too.
+
+YAML is read safely (plain data only) and, as in YAML 1.2, ``1e-9`` is a number.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import os
 import pathlib
+import re
+import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Any, Mapping, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import yaml
 
@@ -24,11 +33,18 @@ __all__ = [
     "ParamSpec",
     "ParamValue",
     "NODE_PARAMS",
+    "PLAY_RATE",
+    "PLAY_WAIT_S",
+    "RUN_DURATION",
     "NODE_KINDS",
     "SOURCE_NODES",
     "RunConfig",
     "load_config",
     "validate_node_params",
+    "param_spec",
+    "parse_overrides",
+    "parse_yaml",
+    "topic_name_problem",
     "default_config_path",
     "config_file",
     "read_yaml_mapping",
@@ -41,8 +57,9 @@ ParamValue = Union[bool, int, float, str, list]
 class ParamSpec:
     """One node parameter: name, default (whose type is the parameter's type), meaning, limits.
 
-    ``min``/``max`` bound numbers (inclusive); ``choices`` bounds strings (or each item of a
-    string list); ``read_only`` parameters cannot change after the node started.
+    Numbers must be finite; ``min``/``max`` bound them (inclusive). ``choices`` bounds strings
+    (or each item of a string list); ``check`` returns why a string (or item) is invalid, or ''
+    when it is fine. ``read_only`` parameters cannot change after the node started.
     """
 
     name: str
@@ -52,6 +69,7 @@ class ParamSpec:
     max: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = True
+    check: Callable[[str], str] | None = None
 
     @property
     def kind(self) -> type:
@@ -63,7 +81,7 @@ class ParamSpec:
         where = f"parameter '{self.name}' of node '{node}'"
         kind = self.kind
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            value = float(value) if abs(value) <= sys.float_info.max else math.inf if value > 0 else -math.inf
         if kind is list:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where} must be a list of strings, got {value!r}") from None
@@ -80,12 +98,93 @@ class ParamSpec:
                     raise ConfigError(
                         f"{where} got {item!r}; allowed values: {', '.join(self.choices)}"
                     ) from None
+        if self.check is not None:
+            for item in items:
+                problem = self.check(item)
+                if problem:
+                    raise ConfigError(f"{where} got {item!r}: {problem}") from None
         if kind in (int, float):
-            if self.min is not None and value < self.min:
-                raise ConfigError(f"{where} is {value}, below its minimum {self.min}") from None
-            if self.max is not None and value > self.max:
-                raise ConfigError(f"{where} is {value}, above its maximum {self.max}") from None
+            problem = self.number_problem(value)
+            if problem:
+                raise ConfigError(f"{where} is {value}, {problem}; {self.limits}") from None
         return copy.copy(value)
+
+    def number_problem(self, value: float) -> str:
+        """Why number ``value`` is not allowed (not finite, below ``min``, above ``max``); '' when it is."""
+        if not math.isfinite(value):
+            return "not a finite number"
+        if self.min is not None and value < self.min:
+            return f"below its minimum {self.min}"
+        if self.max is not None and value > self.max:
+            return f"above its maximum {self.max}"
+        return ""
+
+    @property
+    def limits(self) -> str:
+        """What to give instead of a number out of range, e.g. ``use a value from 0.01 to 1000.0``."""
+        if self.min is not None and self.max is not None:
+            return f"use a value from {self.min} to {self.max}"
+        if self.min is not None:
+            return f"use a finite value of at least {self.min}"
+        if self.max is not None:
+            return f"use a finite value of at most {self.max}"
+        return "use a finite value"
+
+
+def topic_name_problem(name: str) -> str:
+    """Why ``name`` is not a valid ROS 2 topic name ('' when it is one).
+
+    The rules of rcl's topic name validation and expansion: letters, digits, '_' and '/'; a
+    leading '~' (the node's namespace) alone or followed by '/'; the substitutions ``{node}``,
+    ``{ns}`` and ``{namespace}`` (the last two only first); no '//', no '/' at the end, no part
+    that starts with a digit.
+    """
+    if not name:
+        return "it is empty"
+    bad = sorted(set(re.sub(r"[A-Za-z0-9_/~{}]", "", name)))
+    if bad:
+        return f"it contains {', '.join(map(repr, bad))}"
+    if "~" in name[1:] or (name.startswith("~") and name != "~" and not name.startswith("~/")):
+        return "'~' may only be its first character, alone or followed by '/'"
+    if re.search(r".\{(?:ns|namespace)\}", name):
+        return "'{ns}' and '{namespace}' may only be its first part"
+    path = re.sub(r"\{(?:node|ns|namespace)\}", "s", name)
+    if "{" in path or "}" in path:
+        return "it has an unknown substitution or unbalanced braces (known: {node}, {ns}, {namespace})"
+    if path.endswith("/"):
+        return "it ends with '/'"
+    path = "s" + path[1:] if path.startswith("~") else path.removeprefix("/")
+    tokens = path.split("/")
+    if "" in tokens:
+        return "it contains '//'"
+    numeric = [token for token in tokens if token[0].isdigit()]
+    if numeric:
+        return f"its part {numeric[0]!r} starts with a digit"
+    return ""
+
+
+def _check_topic(name: str) -> str:
+    problem = topic_name_problem(name)
+    return (f"not a valid ROS topic name ({problem}); use letters, digits, '_' and '/', e.g. 'audio' or "
+            "'/robot1/audio'") if problem else ""
+
+
+def _check_new_folder(path: str) -> str:
+    """Why no folder can be created at ``path`` (it exists, or its nearest existing parent refuses a
+    new folder: tried with a temporary one); '' when one can, or when ``path`` is empty (a default)."""
+    if not path:
+        return ""
+    folder = pathlib.Path(path).absolute()
+    if os.path.lexists(folder):
+        return "it exists already; choose a new folder (nothing is ever overwritten)"
+    parent = folder.parent
+    while not os.path.lexists(parent):
+        parent = parent.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ser_robot_probe_", dir=parent))
+    except OSError as exc:
+        return f"no folder can be created in {parent} ({exc.strerror}); choose a folder you can write to"
+    return ""
 
 
 _SOURCE_PARAMS = (
@@ -148,8 +247,9 @@ FILE_SOURCE_PARAMS = (
 )
 
 RECORDER_PARAMS = (
-    ParamSpec("output", "", "Bag folder to create; empty = bags/ser_robot_<date>_<time>."),
-    ParamSpec("topics", ["audio", "diagnostics"], "Topics to record (relative names resolve in the node's namespace)."),
+    ParamSpec("output", "", "Bag folder to create; empty = bags/ser_robot_<date>_<time>.", check=_check_new_folder),
+    ParamSpec("topics", ["audio", "diagnostics"], "Topics to record (relative names resolve in the node's namespace).",
+              check=_check_topic),
     ParamSpec("storage", "mcap", "rosbag2 storage plugin.", choices=("mcap", "sqlite3")),
     ParamSpec(
         "max_duration_s",
@@ -161,15 +261,17 @@ RECORDER_PARAMS = (
 )
 
 LEVEL_METER_PARAMS = (
-    ParamSpec("topic", "audio", "AudioFrame topic to meter."),
+    ParamSpec("topic", "audio", "AudioFrame topic to meter.", check=_check_topic),
     ParamSpec("period_s", 1.0, "Report period, in seconds.", min=0.1, max=60.0),
     ParamSpec("stdout", False, "Print each report line to standard output instead of the log."),
 )
 
 FEATURES_PARAMS = (
-    ParamSpec("input_topic", "audio", "AudioFrame topic to compute features from."),
-    ParamSpec("output_topic", "features", "FeatureFrames topic the feature blocks are published on."),
-    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the speech probability (one column, 31.25 Hz)."),
+    ParamSpec("input_topic", "audio", "AudioFrame topic to compute features from.", check=_check_topic),
+    ParamSpec("output_topic", "features", "FeatureFrames topic the feature blocks are published on.",
+              check=_check_topic),
+    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the speech probability (one column, 31.25 Hz).",
+              check=_check_topic),
     ParamSpec("feature_set", "egemaps", "Feature set to compute (ser_robot.features.sets).", choices=FEATURE_SETS),
     ParamSpec("block_frames", 10, "Feature frames per published block (10 = 100 ms at a 10 ms hop; the extractor "
               "runs once per block, and a divisor of the inference window and hop adds no latency).", min=1,
@@ -191,6 +293,9 @@ FEATURES_PARAMS = (
               "dropped (out_of_order); further back it restarts the stream.", min=0, max=100000),
     ParamSpec("stream_timeout_s", 10.0, "A stream silent this long is finished and forgotten, freeing its slot; "
               "0 = never.", min=0.0, max=86400.0),
+    ParamSpec("stamp_tolerance_s", 0.5, "A frame whose stamp is further than this from where the previous frame "
+              "ended restarts the stream at its own stamp (stamp_jumps), whatever its seq says.", min=0.001,
+              max=3600.0),
 )
 
 CORPUS_PLAYER_PARAMS = (
@@ -207,14 +312,15 @@ CORPUS_PLAYER_PARAMS = (
     ParamSpec("output", "topic", "topic: publish AudioFrame on 'audio'; device: play on an output device (e.g. the "
               "virtual ears) for a microphone node to capture.", choices=("topic", "device")),
     ParamSpec("device", "", "Output device for output=device: an index or a name substring; empty = default."),
-    ParamSpec("ground_truth_topic", "ground_truth", "Emotion topic of each utterance's label, spanning the utterance."),
+    ParamSpec("ground_truth_topic", "ground_truth", "Emotion topic of each utterance's label, spanning the utterance.",
+              check=_check_topic),
     *_SOURCE_PARAMS,
 )
 
 INFERENCE_PARAMS = (
-    ParamSpec("input_topic", "features", "FeatureFrames topic to classify."),
-    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the feature node's speech probability."),
-    ParamSpec("output_topic", "emotion", "Emotion topic the results are published on."),
+    ParamSpec("input_topic", "features", "FeatureFrames topic to classify.", check=_check_topic),
+    ParamSpec("vad_topic", "vad", "FeatureFrames topic of the feature node's speech probability.", check=_check_topic),
+    ParamSpec("output_topic", "emotion", "Emotion topic the results are published on.", check=_check_topic),
     ParamSpec("model", "", "Checkpoint (ser-robot train, build-model); empty = the shipped default model."),
     ParamSpec("device", "auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     ParamSpec("backend", "auto", "auto: onnxruntime on CPU when the model's export matches PyTorch, else PyTorch; "
@@ -280,6 +386,47 @@ NODE_PARAMS: dict[str, tuple[ParamSpec, ...]] = {
     "inference": INFERENCE_PARAMS,
 }
 
+# Numeric options of the ser-robot commands that are not node parameters (``record --duration``
+# is the recorder's max_duration_s).
+RUN_DURATION = ParamSpec("duration", 0.0, "stop after this many seconds (0 = at Ctrl-C, or when the sources end)",
+                         min=0.0, max=1e7)
+PLAY_RATE = ParamSpec("rate", 1.0, "speed factor (1 = the recorded timing, 2 = twice as fast)", min=0.01, max=1000.0)
+PLAY_WAIT_S = ParamSpec("wait_for_subscribers", 0.0, "wait up to this many seconds for every topic to have a "
+                        "subscriber before playing (0 = do not wait)", min=0.0, max=3600.0)
+
+
+class _DataLoader(yaml.SafeLoader):
+    """The safe loader (plain data only) that also reads ``1e-9``, ``1e300`` and ``1.5e3`` as numbers
+    (YAML 1.1 wants a dot and a signed exponent; YAML 1.2, JSON and people do not)."""
+
+
+_DataLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
+
+
+def parse_yaml(text: str, what: str) -> Any:
+    """``text`` read as YAML data; :class:`ConfigError` naming ``what`` in one line otherwise."""
+    try:
+        return yaml.load(text, Loader=_DataLoader)
+    except yaml.constructor.ConstructorError as exc:
+        raise ConfigError(f"{what} is not plain YAML data ({_yaml_problem(exc)}); only numbers, strings, booleans, "
+                          "lists and mappings are read: remove the tag") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} is not valid YAML ({_yaml_problem(exc)}); fix it, or quote a string that holds "
+                          "YAML syntax") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """The problem of a YAML error and where it is, in one line."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return " ".join(f"{exc.problem}{where}".split())
+    return " ".join(str(exc).split())
+
 
 def config_file(name: str) -> pathlib.Path:
     """``config/<name>`` of the source tree, or of the installed ROS package's share folder."""
@@ -299,17 +446,50 @@ def default_config_path() -> pathlib.Path:
     return config_file("ser.yaml")
 
 
-def validate_node_params(node: str, values: Mapping[str, Any]) -> dict[str, ParamValue]:
-    """Validate one node's parameter mapping; return it complete with defaults.
-
-    Raises :class:`ConfigError` naming the node and parameter for an unknown node, an unknown
-    key, a wrong type or an out-of-range value.
-    """
+def _node_specs(node: str) -> dict[str, ParamSpec]:
     if node not in NODE_PARAMS:
         raise ConfigError(
             f"unknown node '{node}' in configuration; known nodes: {', '.join(NODE_PARAMS)}"
         ) from None
-    specs = {spec.name: spec for spec in NODE_PARAMS[node]}
+    return {spec.name: spec for spec in NODE_PARAMS[node]}
+
+
+def param_spec(node: str, name: str) -> ParamSpec:
+    """The spec of parameter ``name`` of node ``node``; :class:`ConfigError` listing the known ones otherwise."""
+    specs = _node_specs(node)
+    if name not in specs:
+        raise ConfigError(f"unknown parameter {name} for node '{node}'; known parameters: {', '.join(specs)}") \
+            from None
+    return specs[name]
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
+    """``NODE.PARAM=VALUE`` strings (``--set``; VALUE read as YAML) -> ``{node: {param: value}}``.
+
+    Each value is validated against its parameter now; :class:`ConfigError` names the pair.
+    """
+    result: dict[str, dict[str, ParamValue]] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        node, dot, param = key.partition(".")
+        try:
+            if not (sep and dot and node and param):
+                raise ConfigError("expected NODE.PARAM=VALUE, e.g. features.feature_set=logmel")
+            value = parse_yaml(text, "VALUE")
+            result.setdefault(node, {})[param] = param_spec(node, param).validate(value, node)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {pair}: {exc}") from None
+    return result
+
+
+def validate_node_params(node: str, values: Mapping[str, Any]) -> dict[str, ParamValue]:
+    """Validate one node's parameter mapping; return it complete with defaults.
+
+    Raises :class:`ConfigError` naming the node and parameter for an unknown node, an unknown
+    key, a wrong type, an out-of-range or non-finite number, an invalid topic name or an output
+    folder that cannot be created.
+    """
+    specs = _node_specs(node)
     unknown = sorted(set(values) - set(specs))
     if unknown:
         raise ConfigError(
@@ -347,11 +527,10 @@ def read_yaml_mapping(path: str | pathlib.Path, what: str, empty_ok: bool = Fals
     """The top-level mapping of YAML file ``path``; :class:`ConfigError` naming ``what`` and the file otherwise."""
     path = pathlib.Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    raw = parse_yaml(text, f"{what} {path}")
     if raw is None and empty_ok:
         return {}
     if not isinstance(raw, dict) or not raw:
@@ -365,8 +544,8 @@ def load_config(
 ) -> RunConfig:
     """Read and validate a ROS 2 parameters YAML (``node: {ros__parameters: {...}}``).
 
-    ``overrides`` maps node name to parameter values applied on top of the file. Nodes absent
-    from the file get their defaults.
+    ``overrides`` maps node name to parameter values applied on top of the file (``--set``:
+    :func:`parse_overrides`). Nodes absent from the file get their defaults.
     """
     path = pathlib.Path(path) if path is not None else default_config_path()
     raw = read_yaml_mapping(path, "configuration file", empty_ok=True)

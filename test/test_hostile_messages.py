@@ -158,6 +158,24 @@ def test_pipeline_seq_policy():
     assert pipeline.counters == c and all(pipeline.supports_rate(r) for r in (8000, 11025, 22050, 44100, 96000, 384000))
 
 
+def test_stamp_jump_with_continuous_seq_restarts_the_stream_at_the_new_time():
+    """A source whose time line broke (an outage) while its seq went on: later blocks carry the new stamps."""
+    pipeline = FeaturePipeline(create_extractor(FEATURE_SET), block_frames=10, stamp_tolerance_s=0.5)
+    chunk = speech(0.01)
+    blocks, events = [], []
+    for seq in range(300):  # 3 s of 10 ms chunks; 4 s of outage after the first 1.5 s, seq continuous
+        stamp = 100.0 + seq * 0.01 + (4.0 if seq >= 150 else 0.0) + (0.2 if seq >= 250 else 0.0)
+        blocks += pipeline.push(chunk, RATE, seq, stamp)[0]
+        events.append(pipeline.last_event)
+    assert events.count("stamp_jump") == 1 and events[150] == "stamp_jump"  # 0.2 s of jitter is tolerated
+    assert (pipeline.counters.stamp_jumps, pipeline.counters.restarts) == (1, 2)
+    after = [b for b in blocks if b.start_time > 101.5]
+    assert after and after[0].start_time == pytest.approx(105.5) and after[0].first_index == 0
+    assert all(b.start_time < 101.5 for b in blocks[:len(blocks) - len(after)])
+    with pytest.raises(ValueError, match="stamp_tolerance_s"):
+        FeaturePipeline(create_extractor(FEATURE_SET), stamp_tolerance_s=0.0)
+
+
 @pytest.mark.ros
 def test_10000_hostile_frames_into_the_callback(rclpy_context):
     """10,000 hostile AudioFrames of every kind, interleaved with good ones, straight into the callback."""

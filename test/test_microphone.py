@@ -156,3 +156,55 @@ def test_device_refresh_reinitialises_portaudio_only_without_open_streams(virtua
         capture.close()
     assert any("pulse" in d.name for d in list_input_devices(refresh=True))
     assert calls == ["terminate"]
+
+
+def test_audio_server_outage_starts_a_new_time_line(rclpy_context, virtual_ears):
+    """The sound server dies for 4 s: the microphone reopens its device, publishes seq from 0 again, and the
+    feature node's stamps follow the present instead of staying seconds in the past (issue 16, defect 1)."""
+    import os
+
+    import rclpy
+    from ser_robot.ros.conversions import time_to_seconds
+    from ser_robot.ros.qos import RELIABLE_QOS
+    from ser_robot_msgs.msg import AudioFrame, FeatureFrames
+
+    node = rclpy.create_node("outage_test_subscriber")
+    frames, blocks = [], []
+    node.create_subscription(AudioFrame, "audio", lambda m: frames.append((m.seq, time.time())), SENSOR_DATA_QOS)
+    node.create_subscription(FeatureFrames, "features",
+                             lambda m: blocks.append((time_to_seconds(m.header.stamp), time.time())), RELIABLE_QOS)
+    pipeline = subprocess.Popen(
+        [sys.executable, "-m", "ser_robot", "run", "--duration", "60",
+         "--set", "runner.nodes=[microphone, features]", "--set", "microphone.device=pulse",
+         "--set", f"microphone.sample_rate={RATE}", "--set", "microphone.reconnect_max_s=0.5",
+         "--set", "features.vad=false"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+    def spin_until(done, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+
+    try:
+        spin_until(lambda: len(blocks) >= 30, 30)  # 3 s of features
+        assert len(blocks) >= 30, f"{len(blocks)} feature blocks in 30 s"
+        subprocess.run(["pulseaudio", "--kill"], capture_output=True, timeout=10,
+                       env={**os.environ, "XDG_RUNTIME_DIR": str(virtual_ears.runtime_dir)})
+        outage = time.time()
+        spin_until(lambda: False, 4.0)
+        virtual_ears.start()
+        back = len(frames)
+        spin_until(lambda: len(frames) > back + 300 and blocks[-1][1] > time.time() - 0.5, 20)  # 3 s of audio
+    finally:
+        pipeline.send_signal(signal.SIGINT)
+        output = pipeline.communicate(timeout=20)[0]
+        node.destroy_node()
+    seqs = np.array([seq for seq, _ in frames])
+    restarts = np.nonzero(np.diff(seqs) != 1)[0]
+    assert len(restarts) == 1 and seqs[restarts[0] + 1] == 0, (restarts, output[-2000:])
+    assert frames[restarts[0] + 1][1] > outage + 3.5
+    late = np.array([received - stamp for stamp, received in blocks if received > frames[restarts[0] + 1][1] + 1.0])
+    assert len(late) >= 10, output[-2000:]
+    # Before the fix, the stamps stayed on the old time line: 4 s and more behind their reception.
+    assert np.median(late) < 1.0, f"features arrive {np.median(late):.2f} s after their stamps (median)"

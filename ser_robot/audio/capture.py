@@ -4,11 +4,14 @@ The PortAudio callback only copies the block and its ADC time into a queue (neve
 never allocates beyond the copy); a consumer thread calls :meth:`SoundDeviceCapture.read`,
 which stamps the block with a :class:`~ser_robot.audio.clock.SampleClock`. A stream that
 stops delivering (device unplugged, sound server gone) is detected by :meth:`read` and
-reopened with exponential back-off.
+reopened with exponential back-off. Each opening of the stream is a generation: the first
+block read from a new generation starts a new time line (its clock re-anchors) and is marked
+``restart``, so that consumers do not take the outage for continuous audio.
 """
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -98,7 +101,8 @@ class SoundDeviceCapture:
         self.chunk_ms = chunk_ms
         self.dtype = DTYPES[encoding].name  # PortAudio sample format: int16 or float32
         self.stall_s = stall_s
-        self._queue: queue.Queue[tuple[np.ndarray, float, float]] = queue.Queue(maxsize=queue_size)
+        # (block, first-sample time on the system clock, callback time.monotonic(), stream generation)
+        self._queue: queue.Queue[tuple[np.ndarray, float, float, int]] = queue.Queue(maxsize=queue_size)
         self._backoff = Backoff(max_s=reconnect_max_s)
         self._lock = threading.Lock()
         self._stream: Any = None
@@ -109,6 +113,8 @@ class SoundDeviceCapture:
         self._chunks = self._overflows = self._drops = self._reconnects = 0
         self._last_callback = 0.0
         self._last_error = ""
+        self._generation = 0  # openings of the stream so far
+        self._read_generation = 0  # generation of the last block read
 
     # -- lifecycle -------------------------------------------------------------------------
     def open(self) -> None:
@@ -136,7 +142,7 @@ class SoundDeviceCapture:
                 channels=self.channels,
                 dtype=self.dtype,
                 blocksize=blocksize,
-                callback=self._callback,
+                callback=functools.partial(self._callback, self._generation + 1),
             )
             stream.start()
             track_stream(stream)
@@ -145,13 +151,8 @@ class SoundDeviceCapture:
                 f"cannot open input device {self.device.describe()} at {rate} Hz with "
                 f"{self.channels} channel(s): {exc}"
             ) from None
-        if self._clock is None or self._clock.sample_rate != rate:
-            # A resync means lost samples; PulseAudio's callback times jitter by a few blocks when the
-            # stream starts (three 20 ms blocks measured here), so the threshold grows with the block.
-            self._clock = SampleClock(rate, resync_s=max(0.05, RESYNC_BLOCKS * blocksize / rate))
-        else:
-            self._clock.reset()
         with self._lock:
+            self._generation += 1
             self._stream, self.sample_rate, self.blocksize = stream, rate, blocksize
             self._last_callback = time.monotonic()
             self._last_error = ""
@@ -172,7 +173,7 @@ class SoundDeviceCapture:
         return self._stream is not None
 
     # -- real-time callback ----------------------------------------------------------------
-    def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+    def _callback(self, generation: int, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now_wall, now_mono = time.time(), time.monotonic()
         self._last_callback = now_mono
         if status.input_overflow:
@@ -180,7 +181,7 @@ class SoundDeviceCapture:
         adc = time_info.inputBufferAdcTime
         first_sample = adc + (now_wall - time_info.currentTime) if adc > 0 else now_wall - frames / self.sample_rate
         try:
-            self._queue.put_nowait((indata.copy(), first_sample, now_mono))
+            self._queue.put_nowait((indata.copy(), first_sample, now_mono, generation))
         except queue.Full:
             self._drops += 1
 
@@ -188,18 +189,28 @@ class SoundDeviceCapture:
     def read(self, timeout: float = 0.1) -> tuple[AudioChunk, float] | None:
         """Next block and the monotonic time its callback ran, or None after ``timeout`` s.
 
+        The first block of each opening of the stream has ``restart`` set (module docstring).
         Also supervises the stream: a stream that stopped is closed and reopened with back-off;
         :attr:`stats` shows ``connected=False`` and the error meanwhile.
         """
         try:
-            samples, measured, received = self._queue.get(timeout=timeout)
+            samples, measured, received, generation = self._queue.get(timeout=timeout)
         except queue.Empty:
             self._supervise()
             return None
-        assert self._clock is not None
+        restart = generation != self._read_generation
+        if restart:
+            self._read_generation = generation
+            # A resync means lost samples; PulseAudio's callback times jitter by a few blocks when the
+            # stream starts (three 20 ms blocks measured here), so the threshold grows with the block.
+            if self._clock is None or self._clock.sample_rate != self.sample_rate:
+                self._clock = SampleClock(self.sample_rate,
+                                          resync_s=max(0.05, RESYNC_BLOCKS * self.blocksize / self.sample_rate))
+            else:
+                self._clock.reset()
         self._chunks += 1
         stamp = self._clock.stamp(samples.shape[0], measured)
-        return AudioChunk(samples=samples, sample_rate=self.sample_rate, time=stamp), received
+        return AudioChunk(samples=samples, sample_rate=self.sample_rate, time=stamp, restart=restart), received
 
     def _supervise(self) -> None:
         now = time.monotonic()

@@ -17,11 +17,14 @@ class AudioChunk:
         samples: ``(frames, channels)``; int16 (full scale 32768) or float32 (full scale 1.0).
         sample_rate: Hz.
         time: capture time of the first sample, in seconds on the system (wall) clock.
+        restart: the source's time line starts anew at this chunk (e.g. the first block of a
+            device reopened after an outage): it does not follow the previous chunk.
     """
 
     samples: np.ndarray
     sample_rate: int
     time: float
+    restart: bool = False
 
     @property
     def num_frames(self) -> int:

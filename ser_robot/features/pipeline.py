@@ -18,7 +18,8 @@ What a chunk does to the stream (``seq`` is the source's per-chunk counter, ``ne
 expected after the last accepted chunk; :attr:`FeaturePipeline.last_event` tells which applied):
 
 - ``started``: the first chunk, or the first after :meth:`FeaturePipeline.finish`;
-- ``continued``: ``seq == next`` at the stream's rate and channel count;
+- ``continued``: ``seq == next`` at the stream's rate and channel count, and the stamp within
+  ``stamp_tolerance_s`` of where the previous chunk ended (its stamp plus its duration);
 - ``out_of_order``: ``next - reorder_window <= seq < next`` and ``seq != 0``: a late or
   repeated chunk. It is dropped and counted; the stream goes on untouched (a duplicate must not
   cut the stream, and its samples are already in, or given up);
@@ -27,9 +28,13 @@ expected after the last accepted chunk; :attr:`FeaturePipeline.last_event` tells
   ``reorder_window`` (a restarted source that does not count from 0), or a jump forward by
   more than ``MAX_SEQ_JUMP`` chunks (not a plausible loss);
 - ``seq_gap``: ``next < seq <= next + MAX_SEQ_JUMP``: chunks were lost; ``samples_lost`` grows
-  by the gap times the last chunk's length.
+  by the gap times the last chunk's length;
+- ``stamp_jump``: ``seq == next`` but the stamp is further than ``stamp_tolerance_s`` from where
+  the previous chunk ended: the source's time line broke without its ``seq`` showing it (a
+  microphone that reconnected after an outage, a clock step). Without this, every later frame
+  would carry the old time line's stamps, seconds off.
 
-The last three end the stream: what is pending is flushed as a last (shorter) block, and the
+The last four end the stream: what is pending is flushed as a last (shorter) block, and the
 chunk starts a new stream at its own stamp. A chunk the pipeline cannot use at all (not
 ``(frames, channels)``, no channel, NaN/Inf, a rate outside ``MIN_SAMPLE_RATE`` ..
 ``MAX_SAMPLE_RATE`` or one whose resampling ratio to the extractor's rate needs too long a
@@ -63,7 +68,7 @@ MAX_SAMPLE_RATE = 384000  # Hz
 # few ms; an odd rate such as 383999 Hz would need 24 million taps and seconds of CPU per restart.
 MAX_RATIO_TERM = 640
 MAX_SEQ_JUMP = 1_000_000  # chunks; a longer jump forward is a reset, not a loss (2.8 h of 10 ms chunks)
-EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap")
+EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap", "stamp_jump")
 _RESAMPLER_CACHE = 4  # resamplers (filters) kept per pipeline, by input rate
 
 
@@ -87,7 +92,8 @@ class FeatureBlock:
 
 @dataclass
 class PipelineCounters:
-    """What the pipeline saw; ``restarts`` = first starts + ``seq_gaps`` + ``seq_resets`` + ``format_changes``."""
+    """What the pipeline saw; ``restarts`` = first starts + ``seq_gaps`` + ``seq_resets`` + ``format_changes``
+    + ``stamp_jumps``."""
 
     chunks: int = 0  # chunks accepted (every push but the out_of_order ones)
     seq_gaps: int = 0
@@ -95,6 +101,7 @@ class PipelineCounters:
     restarts: int = 0  # streams started (the first one included)
     seq_resets: int = 0
     format_changes: int = 0
+    stamp_jumps: int = 0
     out_of_order: int = 0  # late or repeated chunks dropped
     frames: int = 0
     vad_windows: int = 0
@@ -106,6 +113,7 @@ class _Stream:
     sample_rate: int
     channels: int
     next_seq: int
+    next_stamp: float  # s, where the last accepted chunk ended (its stamp plus its duration)
     chunk_frames: int  # samples per channel of the last chunk (to estimate losses)
     resampler: StreamingResampler
     reducer: ChannelReducer
@@ -124,13 +132,17 @@ class FeaturePipeline:
 
     def __init__(self, extractor: FrameExtractor, block_frames: int = 100, reduction: str = "mean",
                  azimuth_deg: float = 0.0, ear_spacing_m: float = 0.18, vad: bool = False,
-                 vad_block_windows: int = 16, reorder_window: int = 16):
-        """``reorder_window``: how many chunks back a ``seq`` counts as late (dropped), not as a reset."""
+                 vad_block_windows: int = 16, reorder_window: int = 16, stamp_tolerance_s: float = 0.5):
+        """``reorder_window``: how many chunks back a ``seq`` counts as late (dropped), not as a reset;
+        ``stamp_tolerance_s``: how far (s) a chunk's stamp may be from the previous chunk's end."""
         if block_frames < 1 or vad_block_windows < 1:
             raise ValueError("block_frames and vad_block_windows must be >= 1")
         if reorder_window < 0:
             raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
+        if not stamp_tolerance_s > 0:
+            raise ValueError(f"stamp_tolerance_s must be > 0 s, got {stamp_tolerance_s}")
         self.reorder_window = reorder_window
+        self.stamp_tolerance_s = stamp_tolerance_s
         self.extractor = extractor.eval()
         self.streaming = StreamingExtractor(self.extractor)
         self.block_frames = block_frames
@@ -181,7 +193,7 @@ class FeaturePipeline:
         self.check(samples, sample_rate)
         features: list[FeatureBlock] = []
         vad: list[FeatureBlock] = []
-        event = self._classify(seq, sample_rate, samples.shape[1])
+        event = self._classify(seq, sample_rate, samples.shape[1], stamp)
         self.last_event = event
         if event == "out_of_order":
             self.counters.out_of_order += 1
@@ -194,11 +206,14 @@ class FeaturePipeline:
             self.counters.seq_resets += 1
         elif event == "format_change":
             self.counters.format_changes += 1
+        elif event == "stamp_jump":
+            self.counters.stamp_jumps += 1
         if event != "continued":
             self._end(features, vad)
             stream = self._start(sample_rate, samples.shape[1], seq, stamp)
         self.counters.chunks += 1
         stream.next_seq = seq + 1
+        stream.next_stamp = stamp + samples.shape[0] / sample_rate
         stream.chunk_frames = samples.shape[0]
         stream.unresampled.append(stream.reducer(samples, channel_ids))
         stream.unresampled_count += samples.shape[0]
@@ -206,8 +221,8 @@ class FeaturePipeline:
             self._process(self._resample(stream), features, vad, final=False)
         return features, vad
 
-    def _classify(self, seq: int, sample_rate: int, channels: int) -> str:
-        """Which of ``EVENTS`` a chunk with this ``seq``, rate and channel count is (module docstring)."""
+    def _classify(self, seq: int, sample_rate: int, channels: int, stamp: float) -> str:
+        """Which of ``EVENTS`` a chunk with this ``seq``, rate, channel count and stamp (s) is (module docstring)."""
         stream = self._stream
         if stream is None:
             return "started"
@@ -217,7 +232,7 @@ class FeaturePipeline:
         if sample_rate != stream.sample_rate or channels != stream.channels:
             return "format_change"
         if behind == 0:
-            return "continued"
+            return "stamp_jump" if abs(stamp - stream.next_stamp) > self.stamp_tolerance_s else "continued"
         if seq == 0 or behind > 0 or -behind > MAX_SEQ_JUMP:
             return "seq_reset"
         return "seq_gap"
@@ -236,7 +251,7 @@ class FeaturePipeline:
             self.vad.reset()
         self.counters.restarts += 1
         self._stream = _Stream(
-            origin=stamp, sample_rate=sample_rate, channels=channels, next_seq=seq, chunk_frames=0,
+            origin=stamp, sample_rate=sample_rate, channels=channels, next_seq=seq, next_stamp=stamp, chunk_frames=0,
             resampler=self._resampler(sample_rate),
             reducer=ChannelReducer(self.reduction, sample_rate, self.azimuth_deg, self.ear_spacing_m))
         return self._stream

@@ -2,7 +2,9 @@
 
 Subclasses supply the chunks (:meth:`AudioSourceNode.open_source`, :meth:`read_chunk`) and
 their health; this class owns parameters, the publisher, ``seq``, latency statistics and the
-1 Hz diagnostics.
+1 Hz diagnostics. ``seq`` counts from 0 and starts again from 0 at a chunk marked ``restart``
+(a microphone reopened after an outage: a new time line), the ``AudioFrame`` convention for a
+restarted stream; ``timeline_restarts`` on ``diagnostics`` counts these.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class AudioSourceNode(LifecycleNode, metaclass=abc.ABCMeta):
         self._stop = threading.Event()
         self.seq = 0
         self.published = 0
+        self.timeline_restarts = 0  # times the source's time line broke (seq published from 0 again)
         self.latency = LatencyStats()
         self.finished = threading.Event()
 
@@ -154,6 +157,10 @@ class AudioSourceNode(LifecycleNode, metaclass=abc.ABCMeta):
             if item is None:
                 continue
             chunk, captured = item
+            if chunk.restart and self.published:
+                # AudioFrame's convention: seq 0 means the stream restarted (a new time line after an outage).
+                self.seq = 0
+                self.timeline_restarts += 1
             msg = chunk_to_audio_frame(chunk, self.seq, encoding, channel_ids, frame_id)
             self._publisher.publish(msg)
             self.latency.add(time.monotonic() - captured)
@@ -168,6 +175,7 @@ class AudioSourceNode(LifecycleNode, metaclass=abc.ABCMeta):
         values = {
             "stream_id": self.params.get("stream_id", ""),
             "frames_published": self.published,
+            "timeline_restarts": self.timeline_restarts,
             "latency_p50_ms": f"{self.latency.percentile(50) * 1e3:.3f}",
             "latency_p99_ms": f"{p99 * 1e3:.3f}",
             **values,

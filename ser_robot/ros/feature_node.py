@@ -15,8 +15,9 @@ exactly one counter on ``diagnostics`` (once a second), so ``received = chunks +
   ``seq``, within ``reorder_window`` behind) and ``internal_error`` (a bug: the stream's
   pipeline is dropped and the next frame starts it afresh);
 - accepted (``chunks``), of which those that (re)start a stream count as ``streams_started``
-  (a new ``frame_id``), ``seq_gaps``, ``seq_resets`` or ``format_changes`` (rate or channel
-  count); ``restarts`` is their sum over the streams. See :mod:`ser_robot.features.pipeline`.
+  (a new ``frame_id``), ``seq_gaps``, ``seq_resets``, ``format_changes`` (rate or channel
+  count) or ``stamp_jumps`` (a stamp further than ``stamp_tolerance_s`` from the previous
+  frame's end); ``restarts`` is their sum over the streams. See :mod:`ser_robot.features.pipeline`.
 
 A stream not heard from for ``stream_timeout_s`` is finished (its last block published) and
 forgotten (``streams_expired``), which frees its slot. Warnings about dropped frames are
@@ -63,7 +64,8 @@ VAD_FEATURE_SET = "silero-vad"
 # Why a received AudioFrame was dropped (each is a diagnostics key; see the module docstring).
 DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "out_of_order", "internal_error")
 WARN_PERIOD_S = 5.0  # at most one warning about dropped frames per period, s
-_STREAM_KEYS = ("chunks", "seq_gaps", "samples_lost", "seq_resets", "format_changes", "restarts", "frames")
+_STREAM_KEYS = ("chunks", "seq_gaps", "samples_lost", "seq_resets", "format_changes", "stamp_jumps", "restarts",
+                "frames")
 
 
 def block_message(block: FeatureBlock, seq: int, frame_id: str, feature_set: str, frame_rate: float,
@@ -126,7 +128,8 @@ class FeatureNode(ConsumerNode):
         return FeaturePipeline(create_extractor(p["feature_set"]), block_frames=p["block_frames"],
                                reduction=p["reduction"], azimuth_deg=p["azimuth_deg"],
                                ear_spacing_m=p["ear_spacing_m"], vad=p["vad"],
-                               vad_block_windows=p["vad_block_windows"], reorder_window=p["reorder_window"])
+                               vad_block_windows=p["vad_block_windows"], reorder_window=p["reorder_window"],
+                               stamp_tolerance_s=p["stamp_tolerance_s"])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subscription = self.create_subscription(AudioFrame, self.params["input_topic"], self._on_audio,
@@ -266,11 +269,12 @@ class FeatureNode(ConsumerNode):
         new = {key: totals[key] - self._reported.get(key, 0) for key in totals}
         self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
-        level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["dropped"] else OK
+        level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["stamp_jumps"] or new["dropped"] \
+            else OK
         reasons = ", ".join(f"{key} {new[key]}" for key in DROP_REASONS if new[key])
         message = (f"{totals['streams']} stream(s), {totals['frames']} frames, {self.published} blocks; last period: "
                    f"{new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}, "
-                   f"{new['seq_gaps']} gaps, {new['restarts']} restarts; RTF {real_time_factor:.3f}")
+                   f"{new['seq_gaps']} gaps, {new['stamp_jumps']} stamp jumps, {new['restarts']} restarts; RTF {real_time_factor:.3f}")
         values = {**totals, "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}"}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, self.params["input_topic"], values))
 

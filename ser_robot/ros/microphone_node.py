@@ -75,6 +75,8 @@ class MicrophoneNode(AudioSourceNode):
             "reconnects": stats.reconnects,
             "clock_resyncs": stats.clock_resyncs,
         }
+        if not stats.connected and not stats.last_error:  # closed on purpose (deactivated, shutting down)
+            return OK, "stopped", device, values
         if not stats.connected:
             return ERROR, f"device lost, reconnecting: {stats.last_error}", device, values
         if stats.overflows or stats.queue_drops:
