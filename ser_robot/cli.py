@@ -5,42 +5,69 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
-import yaml
-
-from ser_robot.errors import SerRobotError
+from ser_robot.config import (PLAY_RATE, PLAY_WAIT_S, RUN_DURATION, ParamSpec, namespace_problem, param_spec,
+                              topic_name_problem)
+from ser_robot.errors import ConfigError, SerRobotError
 
 __all__ = ["main", "standalone_main"]
 
 
-def _overrides(pairs: Sequence[str]) -> dict[str, dict]:
-    """``node.param=value`` pairs (value parsed as YAML) -> ``{node: {param: value}}``."""
-    result: dict[str, dict] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        node, dot, param = key.partition(".")
-        if not sep or not dot or not node or not param:
-            raise SerRobotError(f"--set expects node.param=value, got {pair!r}")
-        result.setdefault(node, {})[param] = yaml.safe_load(value)
-    return result
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every error of ``ser-robot``: what was
+    wrong; what to do (``--help`` when the message does not say)."""
+
+    def error(self, message: str) -> NoReturn:
+        advice = "" if "; " in message else f"; see {self.prog} --help"
+        self.exit(2, f"{self.prog}: error: {message}{advice}\n")
+
+
+def _number(spec: ParamSpec) -> Callable[[str], float]:
+    """argparse type of a float option limited by ``spec``: finite, from ``spec.min`` to ``spec.max``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; {spec.limits}") from None
+        problem = spec.number_problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text} is {problem}; {spec.limits}")
+        return value
+
+    return parse
+
+
+def _namespace(text: str) -> str:
+    """argparse type of ``--namespace``: a valid ROS namespace."""
+    problem = namespace_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid ROS namespace ({problem}); use letters, digits, "
+                                         "'_' and '/', e.g. robot1")
+    return text
 
 
 def _remaps(pairs: Sequence[str]) -> dict[str, str]:
+    """``OLD:=NEW`` pairs -> ``{old: new}``; NEW must be a valid ROS topic name."""
     result = {}
     for pair in pairs:
         old, sep, new = pair.partition(":=")
         if not sep or not old or not new:
             raise SerRobotError(f"--remap expects old:=new, got {pair!r}")
+        problem = topic_name_problem(new)
+        if problem:
+            raise ConfigError(f"--remap {pair}: {new!r} is not a valid ROS topic name ({problem}); use letters, "
+                              "digits, '_' and '/', e.g. audio:=/robot1/audio")
         result[old] = new
     return result
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ser_robot.config import load_config
+    from ser_robot.config import load_config, parse_overrides
     from ser_robot.ros.runner import run
 
-    config = load_config(args.config, overrides=_overrides(args.set))
+    config = load_config(args.config, overrides=parse_overrides(args.set))
     return run(config, namespace=args.namespace, duration_s=args.duration)
 
 
@@ -66,22 +93,25 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
 
     from ser_robot.ros.player import BagPlayer
+    from ser_robot.ros.runner import _StopOnSignal
 
-    rclpy.init()
+    # rclpy's own handlers would swallow SIGTERM; ours stop playback at once, even mid-gap.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
-        player = BagPlayer(
-            args.bag, rate=args.rate, loop=args.loop, remap=_remaps(args.remap),
-            topics=args.topics or None, namespace=args.namespace,
-        )
-        if args.wait_for_subscribers > 0 and not player.wait_for_subscribers(args.wait_for_subscribers):
-            print(f"ser-robot play: no subscriber after {args.wait_for_subscribers} s; playing anyway", file=sys.stderr)
-        count = player.play()
-        print(f"played {count} messages from {args.bag}")
-        player.destroy_node()
-        return 0
-    except KeyboardInterrupt:
+        with _StopOnSignal() as stop:
+            player = BagPlayer(
+                args.bag, rate=args.rate, loop=args.loop, remap=_remaps(args.remap),
+                topics=args.topics or None, namespace=args.namespace, stop=stop,
+            )
+            if args.wait_for_subscribers > 0 and not player.wait_for_subscribers(args.wait_for_subscribers):
+                print(f"ser-robot play: no subscriber after {args.wait_for_subscribers} s; playing anyway",
+                      file=sys.stderr)
+            count = player.play()
+            print(f"played {count} messages from {args.bag}")
+            player.destroy_node()
         return 0
     finally:
         if rclpy.ok():
@@ -92,6 +122,13 @@ def cmd_bag_info(args: argparse.Namespace) -> int:
     from ser_robot.bag.reader import bag_info
 
     print(bag_info(args.bag).format())
+    return 0
+
+
+def cmd_bag_reindex(args: argparse.Namespace) -> int:
+    from ser_robot.bag.reindex import reindex_bag
+
+    print(reindex_bag(args.bag).format())
     return 0
 
 
@@ -147,12 +184,14 @@ def cmd_corpus_manifest(args: argparse.Namespace) -> int:
     from ser_robot.data.corpora import load_corpus
     from ser_robot.data.manifest import write_manifest
 
+    from ser_robot.config import parse_yaml
+
     options = {}
     for pair in args.option:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SerRobotError(f"--option expects key=value, got {pair!r}")
-        options[key] = yaml.safe_load(value)
+        options[key] = parse_yaml(value, f"--option {pair}")
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         manifest = load_corpus(args.corpus, args.root, **options)
@@ -259,13 +298,14 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ser-robot", description=__doc__)
+    parser = _Parser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="start the nodes configured in a YAML file (one process)")
     p.add_argument("--config", default=None, help="parameters YAML (default: config/ser.yaml)")
-    p.add_argument("--namespace", default="", help="ROS namespace of every node (e.g. robot1)")
-    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0 = Ctrl-C)")
+    p.add_argument("--namespace", type=_namespace, default="", help="ROS namespace of every node (e.g. robot1)")
+    p.add_argument("--duration", type=_number(RUN_DURATION), default=RUN_DURATION.default,
+                   help=RUN_DURATION.description)
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a parameter (value parsed as YAML); repeatable")
     p.set_defaults(func=cmd_run)
@@ -273,25 +313,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("record", help="record topics into a rosbag2 (MCAP) bag")
     p.add_argument("topics", nargs="*", default=["audio"], help="topics (default: audio)")
     p.add_argument("-o", "--output", default="", help="bag folder to create")
-    p.add_argument("--duration", type=float, default=0.0, help="seconds to record (0 = until Ctrl-C)")
+    duration = param_spec("recorder", "max_duration_s")
+    p.add_argument("--duration", type=_number(duration), default=duration.default,
+                   help="seconds to record (0 = until Ctrl-C)")
     p.add_argument("--storage", default="mcap", choices=("mcap", "sqlite3"))
-    p.add_argument("--namespace", default="")
+    p.add_argument("--namespace", type=_namespace, default="")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("play", help="republish a bag with its original timing")
     p.add_argument("bag")
-    p.add_argument("--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
+    p.add_argument("--rate", type=_number(PLAY_RATE), default=PLAY_RATE.default,
+                   help=f"{PLAY_RATE.description}; {PLAY_RATE.min} to {PLAY_RATE.max}")
     p.add_argument("--loop", action="store_true")
     p.add_argument("--topics", nargs="*", default=[], help="recorded topics to play (default: all)")
     p.add_argument("--remap", action="append", default=[], metavar="OLD:=NEW")
-    p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
-                   help="wait up to S seconds for every topic to have a subscriber before playing")
-    p.add_argument("--namespace", default="")
+    p.add_argument("--wait-for-subscribers", type=_number(PLAY_WAIT_S), default=PLAY_WAIT_S.default, metavar="S",
+                   help=PLAY_WAIT_S.description)
+    p.add_argument("--namespace", type=_namespace, default="")
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser("bag-info", help="summarise a bag")
     p.add_argument("bag")
     p.set_defaults(func=cmd_bag_info)
+
+    p = sub.add_parser("bag-reindex", help="recover a bag whose recorder was killed: rebuild its storage index "
+                                           "and metadata.yaml from the messages that reached the disk")
+    p.add_argument("bag", help="bag folder (or its .mcap / .db3 file); the original file is kept as "
+                               "<name>.before-reindex")
+    p.set_defaults(func=cmd_bag_reindex)
 
     p = sub.add_parser("evaluate-bag", help="score a bag's emotion results against its ground truth (report folder)")
     p.add_argument("bag")
@@ -396,7 +445,7 @@ def standalone_main(prog: str, doc: str, add_arguments: Callable[[argparse.Argum
     """One sub-command as its own program (``python -m ser_robot.train``, for torchrun): exit status 2 on errors."""
     import logging
 
-    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser = _Parser(prog=prog, description=doc.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

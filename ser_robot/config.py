@@ -45,6 +45,7 @@ __all__ = [
     "parse_overrides",
     "parse_yaml",
     "topic_name_problem",
+    "namespace_problem",
     "default_config_path",
     "config_file",
     "read_yaml_mapping",
@@ -57,7 +58,7 @@ ParamValue = Union[bool, int, float, str, list]
 class ParamSpec:
     """One node parameter: name, default (whose type is the parameter's type), meaning, limits.
 
-    Numbers must be finite; ``min``/``max`` bound them (inclusive). ``choices`` bounds strings
+    Numbers must be finite; ``min``/``max`` (required) bound them, inclusive. ``choices`` bounds strings
     (or each item of a string list); ``check`` returns why a string (or item) is invalid, or ''
     when it is fine. ``read_only`` parameters cannot change after the node started.
     """
@@ -70,6 +71,10 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     read_only: bool = True
     check: Callable[[str], str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind in (int, float) and (self.min is None or self.max is None):
+            raise TypeError(f"numeric parameter {self.name!r} needs both min and max")
 
     @property
     def kind(self) -> type:
@@ -113,22 +118,16 @@ class ParamSpec:
         """Why number ``value`` is not allowed (not finite, below ``min``, above ``max``); '' when it is."""
         if not math.isfinite(value):
             return "not a finite number"
-        if self.min is not None and value < self.min:
+        if value < self.min:
             return f"below its minimum {self.min}"
-        if self.max is not None and value > self.max:
+        if value > self.max:
             return f"above its maximum {self.max}"
         return ""
 
     @property
     def limits(self) -> str:
         """What to give instead of a number out of range, e.g. ``use a value from 0.01 to 1000.0``."""
-        if self.min is not None and self.max is not None:
-            return f"use a value from {self.min} to {self.max}"
-        if self.min is not None:
-            return f"use a finite value of at least {self.min}"
-        if self.max is not None:
-            return f"use a finite value of at most {self.max}"
-        return "use a finite value"
+        return f"use a value from {self.min} to {self.max}"
 
 
 def topic_name_problem(name: str) -> str:
@@ -161,6 +160,17 @@ def topic_name_problem(name: str) -> str:
     if numeric:
         return f"its part {numeric[0]!r} starts with a digit"
     return ""
+
+
+def namespace_problem(namespace: str) -> str:
+    """Why ``namespace`` is not a valid ROS 2 namespace ('' when it is one; '' and '/' are the root):
+    the topic name rules without '~' and substitutions."""
+    if namespace in ("", "/"):
+        return ""
+    bad = sorted(set(re.sub(r"[A-Za-z0-9_/]", "", namespace)))
+    if bad:
+        return f"it contains {', '.join(map(repr, bad))}"
+    return topic_name_problem(namespace)
 
 
 def _check_topic(name: str) -> str:
@@ -293,6 +303,15 @@ FEATURES_PARAMS = (
               "dropped (out_of_order); further back it restarts the stream.", min=0, max=100000),
     ParamSpec("stream_timeout_s", 10.0, "A stream silent this long is finished and forgotten, freeing its slot; "
               "0 = never.", min=0.0, max=86400.0),
+    ParamSpec("max_stream_speed", 3.0, "Most seconds of audio one stream (frame_id) may bring per second once its "
+              "burst is spent; frames beyond it are dropped (rate_limited), bounding the work a flood on one stream "
+              "can cause. 1 = real time; 0 = no limit (replaying bags faster than this needs a higher value).",
+              min=0.0, max=1000.0),
+    ParamSpec("stream_burst_s", 2.0, "Seconds of audio a stream may bring at once beyond max_stream_speed (the "
+              "token bucket's size).", min=0.01, max=3600.0),
+    ParamSpec("conceal_gap_s", 0.5, "Frames lost in a gap this short (s) are replaced by silence and the stream "
+              "goes on (seq_gaps, gaps_concealed); a longer gap restarts it. 0 = always restart.", min=0.0,
+              max=10.0),
     ParamSpec("stamp_tolerance_s", 0.5, "A frame whose stamp is further than this from where the previous frame "
               "ended restarts the stream at its own stamp (stamp_jumps), whatever its seq says.", min=0.001,
               max=3600.0),

@@ -3,7 +3,8 @@ import pathlib
 import pytest
 import yaml
 
-from ser_robot.config import NODE_PARAMS, load_config, validate_node_params
+from ser_robot.config import (NODE_PARAMS, ParamSpec, load_config, namespace_problem, parse_overrides, parse_yaml,
+                              topic_name_problem, validate_node_params)
 from ser_robot.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -51,3 +52,112 @@ def test_overrides_apply_on_top_of_the_file():
     config = load_config(ROOT / "config" / "ser.yaml", overrides={"microphone": {"sample_rate": 16000}})
     assert config.node_params("microphone")["sample_rate"] == 16000
     assert config.node_params("microphone")["device"] == ""
+
+
+# --- numbers, topic names, output folders, YAML (issue 16: field reliability) -------------------
+
+FLOAT_SPECS = [(node, spec) for node, specs in NODE_PARAMS.items() for spec in specs if spec.kind is float]
+
+
+def test_every_number_has_a_range():
+    with pytest.raises(TypeError, match="numeric parameter 'gain' needs both min and max"):
+        ParamSpec("gain", 1.0, "Gain.", min=0.0)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("node, spec", FLOAT_SPECS, ids=[f"{n}.{s.name}" for n, s in FLOAT_SPECS])
+def test_non_finite_numbers_are_rejected(node, spec, value):
+    with pytest.raises(ConfigError, match=rf"'{spec.name}' of node '{node}' is {value}, not a finite number; use"):
+        validate_node_params(node, {spec.name: value})
+
+
+def test_topic_and_namespace_rules_agree_with_rclpy():
+    pytest.importorskip("rclpy")
+    from rclpy.expand_topic_name import expand_topic_name
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_topic_name import validate_topic_name
+
+    names = ["audio", "/a/b", "robot1/audio", "_a", "a__b", "~", "~/x", "{node}/x", "a/{node}x", "{ns}/b",
+             "{namespace}", "", "bad topic!", "a//b", "//a", "~//x", "1abc", "a/1b", "9", "a/", "/", "/~", "a~",
+             "x{", "{}", "{foo}/x", "a/{ns}", "a-b", "a.b", "é"]
+    for name in names:
+        try:
+            validate_topic_name(name)
+            validate_full_topic_name(expand_topic_name(name, "node", "/ns"))
+            valid = True
+        except Exception:  # noqa: BLE001 - rclpy raises several types
+            valid = False
+        assert (topic_name_problem(name) == "") == valid, (name, topic_name_problem(name))
+    assert topic_name_problem("~x")  # rcl takes it as '~' + 'x'; the documented rule wants '~/x'
+    for namespace in ["", "/", "robot1", "/robot1", "a/b", "/a/b/", "a//b", "1a", "~", "{node}", "a b", "//"]:
+        try:
+            validate_namespace(namespace if namespace.startswith("/") else "/" + namespace)
+            valid = True
+        except Exception:  # noqa: BLE001 - rclpy raises several types
+            valid = False
+        assert (namespace_problem(namespace) == "") == valid, (namespace, namespace_problem(namespace))
+
+
+@pytest.mark.parametrize("node, values, message", [
+    ("features", {"output_topic": "bad topic!"},
+     r"'output_topic' of node 'features' got 'bad topic!': not a valid ROS topic name \(it contains ' ', '!'\); use"),
+    ("recorder", {"topics": ["audio", "no spaces allowed"]},
+     r"'topics' of node 'recorder' got 'no spaces allowed': not a valid ROS topic name \(it contains ' '\)"),
+    ("inference", {"vad_topic": "a//b"}, r"'vad_topic' .* \(it contains '//'\)"),
+    ("recorder", {"output": "/proc/self/bag"},
+     r"'output' of node 'recorder' got '/proc/self/bag': no folder can be created in /proc/self \(.*\); choose"),
+    ("recorder", {"output": "/"}, r"'output' of node 'recorder' got '/': it exists already; choose a new folder"),
+])
+def test_topics_and_output_folders_are_checked_before_any_node_starts(node, values, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_node_params(node, values)
+
+
+def test_a_new_output_folder_is_accepted_and_nothing_is_left_behind(tmp_path):
+    params = validate_node_params("recorder", {"output": str(tmp_path / "bags" / "run1")})
+    assert params["output"] == str(tmp_path / "bags" / "run1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_numbers_in_exponent_notation_are_numbers():
+    assert parse_yaml("1e-9", "x") == 1e-9 and parse_yaml("1e300", "x") == 1e300
+    assert parse_yaml("[1.5e3, -2E+2, .5e1]", "x") == [1500.0, -200.0, 5.0]
+    assert parse_yaml("10", "x") == 10 and parse_yaml("1.0", "x") == 1.0 and parse_yaml(".nan", "x") != 0
+    assert parse_yaml("1e", "x") == "1e" and parse_yaml("v1e3", "x") == "v1e3" and parse_yaml("yes", "x") is True
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("features.max_frame_s=.nan",
+     r"^--set features.max_frame_s=.nan: parameter 'max_frame_s' of node 'features' is nan, not a finite number; "
+     r"use a value from 0.001 to 60.0$"),
+    ("recorder.max_duration_s=1e300", r"^--set recorder.max_duration_s=1e300: .* is 1e\+300, above its maximum"),
+    ("inference.window_s=!!python/object:os.system x",
+     r"^--set inference.window_s=!!python/object:os.system x: VALUE is not plain YAML data \(could not determine a "
+     r"constructor for the tag .*\); only numbers, strings, booleans, lists and mappings are read: remove the tag$"),
+    ("inference.window_s=[1,", r"^--set inference.window_s=\[1,: VALUE is not valid YAML \(.* at line 1, column 4\)"),
+    ("features.window_s=3", r"^--set features.window_s=3: unknown parameter window_s for node 'features'"),
+    ("window_s=3", r"^--set window_s=3: expected NODE.PARAM=VALUE"),
+])
+def test_set_errors_name_the_set_option_in_one_line(pair, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        parse_overrides([pair])
+    assert "\n" not in str(error.value)
+
+
+def test_set_values_in_exponent_notation_are_numbers_and_range_checked():
+    assert parse_overrides(["recorder.max_duration_s=1e3", "features.max_frame_s=5e-1"]) == {
+        "recorder": {"max_duration_s": 1000.0}, "features": {"max_frame_s": 0.5}}
+    with pytest.raises(ConfigError, match="is 1e-09, below its minimum 0.001"):
+        parse_overrides(["features.max_frame_s=1e-9"])
+
+
+def test_config_file_yaml_errors_are_one_line(tmp_path):
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("features:\n  ros__parameters:\n    max_frame_s: !!python/object/apply:os.system [x]\n")
+    with pytest.raises(ConfigError, match=rf"^configuration file {tagged} is not plain YAML data .* line 3") as error:
+        load_config(tagged)
+    assert "\n" not in str(error.value)
+    numbers = tmp_path / "numbers.yaml"
+    numbers.write_text("features:\n  ros__parameters:\n    max_frame_s: 5e-1\n")
+    assert load_config(numbers).node_params("features")["max_frame_s"] == 0.5

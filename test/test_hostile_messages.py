@@ -62,7 +62,10 @@ def feature_node(name: str, **overrides):
     from ser_robot.ros.feature_node import FeatureNode
     from ser_robot.ros.runner import parameter_overrides
 
-    params = validate_node_params("features", {"feature_set": FEATURE_SET, "block_frames": 20, **overrides})
+    # Frames go straight into the callback, far faster than real time: no per-stream budget unless a test sets one;
+    # every seq gap restarts the stream (the generator's labels say so), none is concealed.
+    params = validate_node_params("features", {"feature_set": FEATURE_SET, "block_frames": 20, "max_stream_speed": 0.0,
+                                               "conceal_gap_s": 0.0, **overrides})
     return FeatureNode(name, parameter_overrides=parameter_overrides(params))
 
 
@@ -174,6 +177,36 @@ def test_stamp_jump_with_continuous_seq_restarts_the_stream_at_the_new_time():
     assert all(b.start_time < 101.5 for b in blocks[:len(blocks) - len(after)])
     with pytest.raises(ValueError, match="stamp_tolerance_s"):
         FeaturePipeline(create_extractor(FEATURE_SET), stamp_tolerance_s=0.0)
+
+
+def test_short_gap_is_concealed_with_silence_and_the_stream_goes_on():
+    """Frames lost in transport (a flood on the topic): a short gap becomes silence, a long one restarts."""
+    extractor = create_extractor(FEATURE_SET)
+    signal = speech(1.0)
+    lost = set(range(40, 45))  # 50 ms lost
+    reference = FeaturePipeline(extractor, block_frames=10)  # given silence where the frames were lost
+    concealed = FeaturePipeline(extractor, block_frames=10, conceal_gap_s=0.25)
+    blocks, expected = [], []
+    for seq in range(100):
+        chunk = signal[seq * 160:(seq + 1) * 160]
+        expected += reference.push(np.zeros_like(chunk) if seq in lost else chunk, RATE, seq, 5.0 + seq * 0.01)[0]
+        if seq not in lost:
+            blocks += concealed.push(chunk, RATE, seq, 5.0 + seq * 0.01)[0]
+            assert concealed.last_event == ("gap_concealed" if seq == 45 else "started" if seq == 0 else "continued")
+    blocks += concealed.finish()[0]
+    expected += reference.finish()[0]
+    c = concealed.counters
+    assert (c.seq_gaps, c.gaps_concealed, c.samples_lost, c.restarts) == (1, 1, 5 * 160, 1)
+    assert [b.start_time for b in blocks] == [b.start_time for b in expected]
+    assert all(close(b.frames, e.frames) for b, e in zip(blocks, expected))  # as if silence had come
+    longer = FeaturePipeline(extractor, block_frames=10, conceal_gap_s=0.25)
+    for seq in (0, 1, 30):  # 280 ms lost: longer than conceal_gap_s
+        longer.push(signal[:160], RATE, seq, 5.0 + seq * 0.01)
+    assert longer.last_event == "seq_gap" and longer.counters.restarts == 2
+    shifted = FeaturePipeline(extractor, block_frames=10, conceal_gap_s=0.25)
+    for seq, stamp in ((0, 5.0), (1, 5.01), (5, 6.5)):  # short gap, but the stamp says 1.5 s passed
+        shifted.push(signal[:160], RATE, seq, stamp)
+    assert shifted.last_event == "seq_gap"
 
 
 @pytest.mark.ros

@@ -1,5 +1,7 @@
 """record -> play -> record: every message and its timing survive a round trip over DDS."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, ser_robot, write_stereo_tones
-from ser_robot.bag import bag_info, read_messages
+from ser_robot.bag import BagWriter, bag_info, read_messages
 
 pytestmark = pytest.mark.ros
 
@@ -58,3 +60,54 @@ def test_play_errors_are_clear(tmp_path):
     result = ser_robot("play", str(tmp_path / "nothing"))
     assert result.returncode == 2
     assert "bag" in result.stderr and "does not exist" in result.stderr
+
+
+def test_play_stops_at_once_on_sigterm(tmp_path, rclpy_context):
+    """A player sleeping in a ten-minute gap between two results exits within a second of SIGTERM,
+    as a launch system or systemd expects, after reporting what it played."""
+    import rclpy
+    from rclpy.serialization import serialize_message
+
+    from ser_robot.ros.qos import RELIABLE_QOS
+    from ser_robot_msgs.msg import Emotion
+
+    bag = tmp_path / "gap"
+    with BagWriter(bag) as writer:
+        writer.add_topic("/emotion", "ser_robot_msgs/msg/Emotion")
+        for stamp_s in (0, 600):
+            writer.write("/emotion", stamp_s * 10**9, serialize_message(Emotion(label="happy")))
+    node = rclpy.create_node("sigterm_listener")
+    received = []
+    node.create_subscription(Emotion, "emotion", received.append, RELIABLE_QOS)
+    player = subprocess.Popen([sys.executable, "-m", "ser_robot", "play", str(bag), "--wait-for-subscribers", "30"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not received:  # the first result is out: the player now waits 600 s for the second
+            assert player.poll() is None and time.monotonic() < deadline, player.stderr.read()
+            rclpy.spin_once(node, timeout_sec=0.1)
+        sent = time.monotonic()
+        player.send_signal(signal.SIGTERM)
+        out, err = player.communicate(timeout=30)
+        elapsed = time.monotonic() - sent
+    finally:
+        if player.poll() is None:
+            player.kill()
+            player.wait()
+        node.destroy_node()
+    assert player.returncode == 0, err
+    assert f"played 1 messages from {bag}" in out
+    assert elapsed < 3.0, f"play took {elapsed:.1f} s to stop after SIGTERM"
+
+
+def test_play_refuses_a_fifo_for_metadata(tmp_path):
+    """metadata.yaml as a FIFO no one writes to used to block play for ever: now one line at once."""
+    bag = tmp_path / "bag"
+    with BagWriter(bag) as writer:
+        writer.add_topic("/emotion", "ser_robot_msgs/msg/Emotion")
+    (bag / "metadata.yaml").unlink()
+    os.mkfifo(bag / "metadata.yaml")
+    result = ser_robot("play", str(bag), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"ser-robot play: error: bag metadata {bag / 'metadata.yaml'} is a FIFO, not a "
+                                     "regular file; a bag holds regular files only: put the real file in its place")

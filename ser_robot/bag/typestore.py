@@ -8,7 +8,7 @@ import pathlib
 
 from ser_robot.errors import BagError
 
-__all__ = ["message_definition_dir", "ser_robot_typestore"]
+__all__ = ["definition_hash", "message_definition_dir", "ser_robot_typestore"]
 
 PACKAGE = "ser_robot_msgs"
 
@@ -39,3 +39,16 @@ def ser_robot_typestore():
         types.update(get_types_from_msg(path.read_text(), f"{PACKAGE}/msg/{path.stem}"))
     store.register(types)
     return store
+
+
+def definition_hash(msgtype: str, definition: str) -> str | None:
+    """RIHS01 hash of ``msgtype`` as defined by ``definition``, the concatenated ``.msg`` text a bag
+    stores with a topic (the type and every type it uses); None if the text does not define it."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    store = get_typestore(Stores.EMPTY)
+    try:
+        store.register(get_types_from_msg(definition, msgtype))
+        return store.hash_rihs01(msgtype)
+    except Exception:  # TypesysError for bad text, KeyError for a type it uses but does not define
+        return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Any
 
+from ser_robot.bag.layout import lock_storage
 from ser_robot.bag.typestore import ser_robot_typestore
 from ser_robot.errors import BagError
 
@@ -20,6 +22,9 @@ class BagWriter:
 
     Messages are written as the CDR bytes a ROS 2 subscription (``raw=True``) delivers, with
     their receive time in ns. Topics are added on first use with their type's RIHS01 hash.
+    Until :meth:`flush` or :meth:`close`, the last messages may exist only in memory: a recorder
+    calls :meth:`flush` regularly so that a killed process leaves a recoverable bag
+    (``ser-robot bag-reindex``).
     """
 
     def __init__(self, path: str | pathlib.Path, storage: str = "mcap") -> None:
@@ -38,6 +43,7 @@ class BagWriter:
             self._writer.open()
         except WriterError as exc:
             raise BagError(f"cannot create bag {self.path}: {exc}") from None
+        self._lock = lock_storage(self._writer.storage.path)  # tells bag-reindex the bag is live
         self._connections: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
 
@@ -65,8 +71,27 @@ class BagWriter:
         self.add_topic(topic, msgtype)
         self.write(topic, timestamp_ns, bytes(self._typestore.serialize_cdr(message, msgtype)))
 
+    def flush(self) -> None:
+        """Put every message written so far on disk: close the pending MCAP chunk and fsync the
+        file (SQLite 3: commit). Costs a chunk record with its index and one fsync (docs/bags.md).
+
+        rosbags has no public flush: this uses its storage writers' attributes (rosbags 0.11.9,
+        pinned in requirements/base.txt)."""
+        from rosbags.rosbag2.storage_mcap import McapWriter
+        from rosbags.rosbag2.storage_sqlite3 import Sqlite3Writer
+
+        storage = self._writer.storage
+        if isinstance(storage, McapWriter):
+            if storage.chunk.msgs:  # a chunk without messages has no time range: it waits for one
+                storage.close_chunk()
+            storage.bio.flush()
+            os.fsync(storage.bio.fileno())
+        elif isinstance(storage, Sqlite3Writer):
+            storage.conn.commit()
+
     def close(self) -> None:
         self._writer.close()
+        os.close(self._lock)
 
     def __enter__(self) -> "BagWriter":
         return self

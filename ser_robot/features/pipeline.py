@@ -29,6 +29,11 @@ expected after the last accepted chunk; :attr:`FeaturePipeline.last_event` tells
   more than ``MAX_SEQ_JUMP`` chunks (not a plausible loss);
 - ``seq_gap``: ``next < seq <= next + MAX_SEQ_JUMP``: chunks were lost; ``samples_lost`` grows
   by the gap times the last chunk's length;
+- ``gap_concealed``: a ``seq_gap`` of at most ``conceal_gap_s`` seconds (the gap times the last
+  chunk's length) whose stamp is where the lost chunks would have ended it (within
+  ``stamp_tolerance_s``): the lost samples are replaced by silence and the stream goes on, so
+  that a few frames lost in transport (a flood on the topic) do not cut an utterance in two.
+  Counted in ``seq_gaps`` and ``samples_lost`` too, but not a restart;
 - ``stamp_jump``: ``seq == next`` but the stamp is further than ``stamp_tolerance_s`` from where
   the previous chunk ended: the source's time line broke without its ``seq`` showing it (a
   microphone that reconnected after an outage, a clock step). Without this, every later frame
@@ -68,7 +73,8 @@ MAX_SAMPLE_RATE = 384000  # Hz
 # few ms; an odd rate such as 383999 Hz would need 24 million taps and seconds of CPU per restart.
 MAX_RATIO_TERM = 640
 MAX_SEQ_JUMP = 1_000_000  # chunks; a longer jump forward is a reset, not a loss (2.8 h of 10 ms chunks)
-EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap", "stamp_jump")
+EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap", "gap_concealed",
+          "stamp_jump")
 _RESAMPLER_CACHE = 4  # resamplers (filters) kept per pipeline, by input rate
 
 
@@ -92,11 +98,12 @@ class FeatureBlock:
 
 @dataclass
 class PipelineCounters:
-    """What the pipeline saw; ``restarts`` = first starts + ``seq_gaps`` + ``seq_resets`` + ``format_changes``
-    + ``stamp_jumps``."""
+    """What the pipeline saw; ``restarts`` = first starts + ``seq_gaps`` - ``gaps_concealed`` + ``seq_resets``
+    + ``format_changes`` + ``stamp_jumps``."""
 
     chunks: int = 0  # chunks accepted (every push but the out_of_order ones)
-    seq_gaps: int = 0
+    seq_gaps: int = 0  # concealed ones included
+    gaps_concealed: int = 0
     samples_lost: int = 0  # estimated from the gap sizes, at the input rate
     restarts: int = 0  # streams started (the first one included)
     seq_resets: int = 0
@@ -132,17 +139,22 @@ class FeaturePipeline:
 
     def __init__(self, extractor: FrameExtractor, block_frames: int = 100, reduction: str = "mean",
                  azimuth_deg: float = 0.0, ear_spacing_m: float = 0.18, vad: bool = False,
-                 vad_block_windows: int = 16, reorder_window: int = 16, stamp_tolerance_s: float = 0.5):
+                 vad_block_windows: int = 16, reorder_window: int = 16, stamp_tolerance_s: float = 0.5,
+                 conceal_gap_s: float = 0.0):
         """``reorder_window``: how many chunks back a ``seq`` counts as late (dropped), not as a reset;
-        ``stamp_tolerance_s``: how far (s) a chunk's stamp may be from the previous chunk's end."""
+        ``stamp_tolerance_s``: how far (s) a chunk's stamp may be from the previous chunk's end;
+        ``conceal_gap_s``: longest gap (s) filled with silence instead of restarting (0 = never)."""
         if block_frames < 1 or vad_block_windows < 1:
             raise ValueError("block_frames and vad_block_windows must be >= 1")
         if reorder_window < 0:
             raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
         if not stamp_tolerance_s > 0:
             raise ValueError(f"stamp_tolerance_s must be > 0 s, got {stamp_tolerance_s}")
+        if not conceal_gap_s >= 0:
+            raise ValueError(f"conceal_gap_s must be >= 0 s, got {conceal_gap_s}")
         self.reorder_window = reorder_window
         self.stamp_tolerance_s = stamp_tolerance_s
+        self.conceal_gap_s = conceal_gap_s
         self.extractor = extractor.eval()
         self.streaming = StreamingExtractor(self.extractor)
         self.block_frames = block_frames
@@ -199,16 +211,21 @@ class FeaturePipeline:
             self.counters.out_of_order += 1
             return features, vad
         stream = self._stream
-        if event == "seq_gap":
+        if event in ("seq_gap", "gap_concealed"):
+            lost = (seq - stream.next_seq) * stream.chunk_frames
             self.counters.seq_gaps += 1
-            self.counters.samples_lost += (seq - stream.next_seq) * stream.chunk_frames
+            self.counters.samples_lost += lost
+        if event == "gap_concealed":
+            self.counters.gaps_concealed += 1
+            stream.unresampled.append(np.zeros(lost, np.float32))
+            stream.unresampled_count += lost
         elif event == "seq_reset":
             self.counters.seq_resets += 1
         elif event == "format_change":
             self.counters.format_changes += 1
         elif event == "stamp_jump":
             self.counters.stamp_jumps += 1
-        if event != "continued":
+        if event not in ("continued", "gap_concealed"):
             self._end(features, vad)
             stream = self._start(sample_rate, samples.shape[1], seq, stamp)
         self.counters.chunks += 1
@@ -235,6 +252,9 @@ class FeaturePipeline:
             return "stamp_jump" if abs(stamp - stream.next_stamp) > self.stamp_tolerance_s else "continued"
         if seq == 0 or behind > 0 or -behind > MAX_SEQ_JUMP:
             return "seq_reset"
+        lost_s = -behind * stream.chunk_frames / stream.sample_rate
+        if lost_s <= self.conceal_gap_s and abs(stamp - stream.next_stamp - lost_s) <= self.stamp_tolerance_s:
+            return "gap_concealed"
         return "seq_gap"
 
     def finish(self) -> tuple[list[FeatureBlock], list[FeatureBlock]]:

@@ -11,17 +11,31 @@ exactly one counter on ``diagnostics`` (once a second), so ``received = chunks +
   ``bad_length``, ``empty``, ``too_long`` (``max_frame_s``), ``non_finite``, ``out_of_range``;
   their sum is ``malformed``; ``bad_rate`` also covers rates the resampler refuses), then
   ``too_many_streams`` (a new ``frame_id`` while ``max_streams`` streams are open: each holds
-  a pipeline and a VAD, so their number is bounded), ``out_of_order`` (a late or repeated
+  a pipeline and a VAD, so their number is bounded), ``rate_limited`` (the stream brought more
+  than ``max_stream_speed`` times real time once its ``stream_burst_s`` were spent, see
+  :class:`~ser_robot.audio.rate_limit.AudioBudget`), ``out_of_order`` (a late or repeated
   ``seq``, within ``reorder_window`` behind) and ``internal_error`` (a bug: the stream's
   pipeline is dropped and the next frame starts it afresh);
 - accepted (``chunks``), of which those that (re)start a stream count as ``streams_started``
-  (a new ``frame_id``), ``seq_gaps``, ``seq_resets``, ``format_changes`` (rate or channel
+  (a new ``frame_id``), ``seq_gaps`` (but not ``gaps_concealed``: a gap of at most
+  ``conceal_gap_s`` filled with silence), ``seq_resets``, ``format_changes`` (rate or channel
   count) or ``stamp_jumps`` (a stamp further than ``stamp_tolerance_s`` from the previous
   frame's end); ``restarts`` is their sum over the streams. See :mod:`ser_robot.features.pipeline`.
 
 A stream not heard from for ``stream_timeout_s`` is finished (its last block published) and
 forgotten (``streams_expired``), which frees its slot. Warnings about dropped frames are
-throttled to one every 5 s (each names the counts so far).
+throttled to one every 5 s (each names the counts so far). Frames the middleware lost before
+the callback (``lost_in_transport``: a full subscription queue, a frame too large for the
+transport) are counted apart from ``received``. ``streams_hurt`` on ``diagnostics`` names the
+streams (at most 8) that lost or refused frames or restarted in the last period, with why.
+
+What a sender of a stream's ``frame_id`` can do (DDS has no authentication unless SROS2 is
+enabled): a malformed, late or over-budget frame is dropped and counted and never touches the
+stream; a well-formed frame is indistinguishable from the source's own and may restart the
+stream (a ``seq`` reset, a format change or a stamp jump). Frames of other ``frame_id``\ s take
+at most ``max_stream_speed`` times real time of work each and never touch this stream; what
+they can still cost it is callback time (and, in a flood, room in the subscription's shared
+queue: ``lost_in_transport``).
 """
 
 from __future__ import annotations
@@ -35,8 +49,10 @@ from typing import Any
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
+from ser_robot.audio.rate_limit import AudioBudget
 from ser_robot.errors import SerRobotError
 from ser_robot.features.pipeline import (
     FeatureBlock,
@@ -62,10 +78,12 @@ __all__ = ["FeatureNode", "block_message", "main", "DROP_REASONS"]
 
 VAD_FEATURE_SET = "silero-vad"
 # Why a received AudioFrame was dropped (each is a diagnostics key; see the module docstring).
-DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "out_of_order", "internal_error")
+DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "rate_limited", "out_of_order", "internal_error")
 WARN_PERIOD_S = 5.0  # at most one warning about dropped frames per period, s
-_STREAM_KEYS = ("chunks", "seq_gaps", "samples_lost", "seq_resets", "format_changes", "stamp_jumps", "restarts",
+_STREAM_KEYS = ("chunks", "seq_gaps", "gaps_concealed", "samples_lost", "seq_resets", "format_changes", "stamp_jumps", "restarts",
                 "frames")
+_HURT_KEYS = ("seq_gaps", "seq_resets", "format_changes", "stamp_jumps", "out_of_order")  # per-stream, per period
+MAX_LISTED = 8  # streams named in streams_hurt per period
 
 
 def block_message(block: FeatureBlock, seq: int, frame_id: str, feature_set: str, frame_rate: float,
@@ -95,6 +113,9 @@ class FeatureNode(ConsumerNode):
         super().__init__(node_name or self.KIND, **kwargs)
         declare_parameters(self, self.KIND)
         self.pipelines: dict[str, FeaturePipeline] = {}
+        self.budgets: dict[str, AudioBudget] = {}
+        self.rate_limited: Counter[str] = Counter()  # stream -> frames refused by its budget (this period)
+        self._stream_reported: dict[str, dict[str, int]] = {}  # stream -> its _HURT_KEYS at the previous report
         self.block_seq: dict[tuple[str, str], int] = {}
         self.counts: Counter[str] = Counter()  # received, DROP_REASONS, streams_started, streams_expired
         self.published = 0
@@ -129,11 +150,13 @@ class FeatureNode(ConsumerNode):
                                reduction=p["reduction"], azimuth_deg=p["azimuth_deg"],
                                ear_spacing_m=p["ear_spacing_m"], vad=p["vad"],
                                vad_block_windows=p["vad_block_windows"], reorder_window=p["reorder_window"],
-                               stamp_tolerance_s=p["stamp_tolerance_s"])
+                               stamp_tolerance_s=p["stamp_tolerance_s"], conceal_gap_s=p["conceal_gap_s"])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._subscription = self.create_subscription(AudioFrame, self.params["input_topic"], self._on_audio,
-                                                      for_streams(SENSOR_DATA_QOS, self.params["max_streams"]))
+        self._subscription = self.create_subscription(
+            AudioFrame, self.params["input_topic"], self._on_audio,
+            for_streams(SENSOR_DATA_QOS, self.params["max_streams"]),
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_lost))
         self._timer = self.create_timer(1.0, self._report)
         return super().on_activate(state)
 
@@ -146,6 +169,10 @@ class FeatureNode(ConsumerNode):
             self._timer = None
         for stream, pipeline in self.pipelines.items():
             self._publish(stream, *pipeline.finish())
+
+    def _on_lost(self, info: QoSMessageLostInfo) -> None:
+        """The middleware lost frames before the callback (queue full, frame too large for the transport)."""
+        self.counts["lost_in_transport"] += info.total_count_change
 
     def _on_audio(self, msg: AudioFrame) -> None:
         """Subscription callback: never raises; the frame ends in exactly one counter (module docstring)."""
@@ -184,7 +211,13 @@ class FeatureNode(ConsumerNode):
                     raise AudioFrameRejected("too_many_streams", f"{len(self.pipelines)} streams open already "
                                                                  f"(max_streams); new streams wait for one to expire")
                 self.pipelines[stream] = self._pipeline()
+                self.budgets[stream] = AudioBudget(self.params["max_stream_speed"], self.params["stream_burst_s"],
+                                                   time.monotonic())
                 self.counts["streams_started"] += 1
+            if not self.budgets[stream].admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
+                self.rate_limited[stream] += 1
+                raise AudioFrameRejected("rate_limited", f"the stream brought more than max_stream_speed = "
+                                                         f"{self.params['max_stream_speed']:g} x real time")
         except AudioFrameRejected as exc:
             self._drop(stream, exc.reason, str(exc))
             return None
@@ -210,6 +243,8 @@ class FeatureNode(ConsumerNode):
                 setattr(self._retired, field.name,
                         getattr(self._retired, field.name) + getattr(pipeline.counters, field.name))
         self._last_heard.pop(stream, None)
+        self.budgets.pop(stream, None)
+        self._stream_reported.pop(stream, None)
         for key in [key for key in self.block_seq if key[0] == stream]:
             del self.block_seq[key]
 
@@ -254,8 +289,25 @@ class FeatureNode(ConsumerNode):
         for key in _STREAM_KEYS:
             values[key] = getattr(self._retired, key) + sum(getattr(p.counters, key) for p in self.pipelines.values())
         values.update(streams=len(self.pipelines), streams_started=self.counts["streams_started"],
-                      streams_expired=self.counts["streams_expired"], blocks_published=self.published)
+                      streams_expired=self.counts["streams_expired"], blocks_published=self.published,
+                      lost_in_transport=self.counts["lost_in_transport"])
         return values
+
+    def streams_hurt(self) -> dict[str, str]:
+        """Streams that lost, refused or restarted frames since the last call -> what happened (at most
+        ``MAX_LISTED``, the most hurt first), e.g. ``{"head": "3 seq_gaps, 12 rate_limited"}``."""
+        hurt: dict[str, dict[str, int]] = {}
+        for stream, pipeline in self.pipelines.items():
+            now = {key: getattr(pipeline.counters, key) for key in _HURT_KEYS}
+            before = self._stream_reported.get(stream, {})
+            self._stream_reported[stream] = now
+            new = {key: now[key] - before.get(key, 0) for key in _HURT_KEYS}
+            new["rate_limited"] = self.rate_limited[stream]
+            if any(new.values()):
+                hurt[stream] = new
+        self.rate_limited.clear()
+        worst = sorted(hurt, key=lambda stream: -sum(hurt[stream].values()))[:MAX_LISTED]
+        return {stream[:40]: ", ".join(f"{n} {key}" for key, n in hurt[stream].items() if n) for stream in worst}
 
     def _report(self) -> None:
         """1 Hz: expire silent streams, publish the counters; the level reflects the last period."""
@@ -269,13 +321,17 @@ class FeatureNode(ConsumerNode):
         new = {key: totals[key] - self._reported.get(key, 0) for key in totals}
         self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
+        hurt = self.streams_hurt()
         level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["stamp_jumps"] or new["dropped"] \
-            else OK
+            or new["lost_in_transport"] else OK
         reasons = ", ".join(f"{key} {new[key]}" for key in DROP_REASONS if new[key])
         message = (f"{totals['streams']} stream(s), {totals['frames']} frames, {self.published} blocks; last period: "
                    f"{new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}, "
-                   f"{new['seq_gaps']} gaps, {new['stamp_jumps']} stamp jumps, {new['restarts']} restarts; RTF {real_time_factor:.3f}")
-        values = {**totals, "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}"}
+                   f"{new['seq_gaps']} gaps, {new['stamp_jumps']} stamp jumps, {new['restarts']} restarts, "
+                   f"{new['lost_in_transport']} lost in transport; RTF {real_time_factor:.3f}"
+                   + (f"; streams hurt: {hurt}" if hurt else ""))
+        values = {**totals, "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}",
+                  "streams_hurt": "; ".join(f"{stream}: {what}" for stream, what in hurt.items())}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, self.params["input_topic"], values))
 
 

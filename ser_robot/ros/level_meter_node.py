@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -11,7 +12,7 @@ from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from ser_robot.audio.levels import LevelReport, StreamMonitor
 from ser_robot.errors import SerRobotError
 from ser_robot.ros.consumer_node import ConsumerNode
-from ser_robot.ros.conversions import audio_frame_samples
+from ser_robot.ros.conversions import MALFORMED_REASONS, AudioFrameRejected, audio_frame_samples
 from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, SENSOR_DATA_QOS
@@ -34,12 +35,13 @@ class LevelMeterNode(ConsumerNode):
     """Subscribes to ``topic`` and reports levels every ``period_s`` (diagnostics and a line)."""
 
     KIND = "level_meter"
+    DROP_REASONS = MALFORMED_REASONS = MALFORMED_REASONS  # for ConsumerNode.malformed and .dropped
 
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.KIND, **kwargs)
         declare_parameters(self, self.KIND)
         self.monitor = StreamMonitor()
-        self.malformed = 0
+        self.counts: Counter[str] = Counter()  # MALFORMED_REASONS
         self.reports: list[LevelReport] = []
         self._channel_ids: list[str] = []
         self._subscription = None
@@ -74,8 +76,8 @@ class LevelMeterNode(ConsumerNode):
     def _on_frame(self, msg: AudioFrame) -> None:
         try:
             samples = audio_frame_samples(msg)
-        except SerRobotError as exc:
-            self.malformed += 1
+        except AudioFrameRejected as exc:
+            self.counts[exc.reason] += 1
             self.get_logger().warning(f"dropped malformed AudioFrame: {exc}", throttle_duration_sec=5.0)
             return
         self._channel_ids = list(msg.channel_ids)

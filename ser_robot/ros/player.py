@@ -23,7 +23,8 @@ class BagPlayer(Node):
 
     ``remap`` maps recorded topic names to the names to publish on (relative names resolve in
     this node's namespace); ``topics`` restricts playback (recorded names). Audio and feature
-    topics are published best effort, everything else reliable.
+    topics are published best effort, everything else reliable. Setting ``stop`` (e.g. from a
+    signal handler) ends waiting and playing at once, even inside a long gap between messages.
     """
 
     def __init__(
@@ -34,13 +35,17 @@ class BagPlayer(Node):
         remap: Mapping[str, str] | None = None,
         topics: Sequence[str] | None = None,
         node_name: str = "player",
+        stop: threading.Event | None = None,
         **kwargs,
     ) -> None:
         super().__init__(node_name, **kwargs)
         self.bag = bag
         self.loop = loop
-        self.clock = PlaybackClock(rate)
+        self.stop = stop or threading.Event()
+        self.clock = PlaybackClock(rate, sleep=self.stop.wait)
         info = bag_info(bag)
+        for warning in info.warnings:
+            self.get_logger().warning(f"bag {bag}: {warning}")
         recorded = {t.name: t.msgtype for t in info.topics}
         self.topics = list(topics) if topics else sorted(recorded)
         unknown = sorted(set(self.topics) - set(recorded))
@@ -49,30 +54,35 @@ class BagPlayer(Node):
         remap = dict(remap or {})
         self.publishers_by_topic = {
             topic: self.create_publisher(
-                message_class(recorded[topic]), remap.get(topic, topic), qos_for_type(recorded[topic])
+                self._message_class(topic, recorded[topic]), remap.get(topic, topic), qos_for_type(recorded[topic])
             )
             for topic in self.topics
         }
         self.published = 0
 
+    def _message_class(self, topic: str, msgtype: str) -> type:
+        try:
+            return message_class(msgtype)
+        except BagError as exc:
+            raise BagError(f"bag {self.bag}: cannot play topic {topic}: {exc}") from None
+
     def wait_for_subscribers(self, timeout_s: float) -> bool:
         """Wait until every publisher has a subscriber, at most ``timeout_s``; True if they all do."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stop.is_set():
             if all(p.get_subscription_count() > 0 for p in self.publishers_by_topic.values()):
                 return True
-            time.sleep(0.05)
+            self.stop.wait(0.05)
         return False
 
-    def play(self, stop: threading.Event | None = None) -> int:
-        """Publish the bag (forever if looping, until ``stop`` is set); return messages published."""
-        stop = stop or threading.Event()
-        while not stop.is_set():
+    def play(self) -> int:
+        """Publish the bag (forever if looping, until :attr:`stop` is set); return messages published."""
+        while not self.stop.is_set():
             self.clock.restart()
             for message in read_messages(self.bag, self.topics):
-                if stop.is_set():
-                    break
                 self.clock.wait(message.timestamp_ns)
+                if self.stop.is_set():
+                    break
                 self.publishers_by_topic[message.topic].publish(message.cdr)
                 self.published += 1
             if not self.loop:

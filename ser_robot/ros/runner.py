@@ -12,16 +12,19 @@ One executor thread per node keeps nodes independent (a slow node delays only it
 
 from __future__ import annotations
 
+import functools
 import importlib
 import signal
-import sys
 import threading
 import time
+import traceback
 from typing import Any, Callable, Mapping, Sequence
 
 import rclpy
+import rclpy.logging
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
@@ -51,7 +54,8 @@ def node_class(kind: str) -> type:
 
 
 class NodeStartError(SerRobotError):
-    """A node failed a lifecycle transition; its own error was logged just before."""
+    """A node failed a lifecycle transition: the message gives what its callback raised, or says
+    that the node logged its error (a callback that returned FAILURE)."""
 
 
 def parameter_overrides(params: Mapping[str, Any]) -> list[Parameter]:
@@ -70,13 +74,20 @@ class NodeSet:
 
     :meth:`start` configures every node, then activates consumers before sources so no early
     frame is missed; :meth:`stop` deactivates sources first, so consumers see the last frames.
+
+    rclpy turns an exception raised by a transition callback into ERROR and drops it
+    (``LifecycleNodeMixin.__execute_callback``), so each node's callbacks are wrapped: what they
+    raise is logged by the node and given by :meth:`start`'s error.
     """
 
     def __init__(self, nodes: Sequence[LifecycleNode], kinds: Sequence[str]) -> None:
         self.nodes = list(nodes)
         self.kinds = list(kinds)
         self.executors = []
+        self._errors: dict[str, str] = {}  # node name -> what its last failed transition raised
         for node in self.nodes:
+            for state_id, callback in list(node._callbacks.items()):
+                node._callbacks[state_id] = functools.partial(self._guarded, node, callback)
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             self.executors.append(executor)
@@ -85,6 +96,27 @@ class NodeSet:
             for e, n in zip(self.executors, self.nodes)
         ]
         self._active: list[LifecycleNode] = []
+
+    def _guarded(self, node: LifecycleNode, callback: Callable[[LifecycleState], TransitionCallbackReturn],
+                 state: LifecycleState) -> TransitionCallbackReturn:
+        """``callback(state)``; an exception is logged, kept for :meth:`start`, and returns ERROR."""
+        try:
+            return callback(state)
+        except Exception as exc:  # noqa: BLE001 - rclpy would drop it without a word
+            reason = " ".join(str(exc).split())
+            self._errors[node.get_name()] = reason if isinstance(exc, SerRobotError) else \
+                f"{type(exc).__name__}: {reason}"
+            node.get_logger().error(self._errors[node.get_name()])
+            node.get_logger().debug(traceback.format_exc())
+            return TransitionCallbackReturn.ERROR
+
+    def _transition(self, node: LifecycleNode, name: str, trigger: Callable[[], TransitionCallbackReturn]) -> None:
+        """Run lifecycle transition ``name``; :class:`NodeStartError` with the node's error if it fails."""
+        self._errors.pop(node.get_name(), None)
+        if trigger() != TransitionCallbackReturn.SUCCESS:
+            error = self._errors.pop(node.get_name(), None)
+            reason = f": {error}" if error else " (its error is logged above)"
+            raise NodeStartError(f"node '{node.get_name()}' failed to {name}{reason}")
 
     @staticmethod
     def _spin(executor: SingleThreadedExecutor) -> None:
@@ -102,11 +134,9 @@ class NodeSet:
         for thread in self._threads:
             thread.start()
         for node in self.nodes:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise NodeStartError(f"node '{node.get_name()}' failed to configure (its error is above)")
+            self._transition(node, "configure", node.trigger_configure)
         for node in self._ordered(sources_first=False):
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                raise NodeStartError(f"node '{node.get_name()}' failed to activate (its error is above)")
+            self._transition(node, "activate", node.trigger_activate)
             self._active.append(node)
 
     def sources_finished(self) -> bool:
@@ -202,7 +232,8 @@ def run(
 ) -> int:
     """Run the configured nodes until SIGINT/SIGTERM, ``duration_s`` (if > 0), the sources
     running out (non-looping files), the recorder finishing or ``until()`` returning True.
-    Returns a process exit code."""
+    Returns a process exit code (0); a :class:`SerRobotError` (a pipeline refused, a node that
+    failed to start) is raised after the nodes are stopped, for the command to report."""
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes: NodeSet | None = None
     try:
@@ -218,9 +249,6 @@ def run(
                     break
                 stop.wait(0.05)
         return 0
-    except SerRobotError as exc:
-        print(f"ser-robot run: error: {exc}", file=sys.stderr, flush=True)
-        return 2
     finally:
         if nodes is not None:
             nodes.stop()
@@ -232,18 +260,19 @@ def spin_single(node_class: type, argv: Sequence[str]) -> int:
     """Entry point of one node for ``ros2 run`` / launch: init with ``argv`` (``--ros-args``
     included), configure and activate, spin until SIGINT/SIGTERM."""
     rclpy.init(args=list(argv), signal_handler_options=SignalHandlerOptions.NO)
-    node = node_class()
-    nodes = NodeSet([node], [node_class.KIND])
+    nodes: NodeSet | None = None
     try:
         with _StopOnSignal() as stop:
+            nodes = NodeSet([node_class()], [node_class.KIND])  # a bad --ros-args -p value raises here
             nodes.start()
             while not stop.is_set() and not (nodes.sources_finished() or nodes.recorders_finished()):
                 stop.wait(0.1)
         return 0
-    except SerRobotError as exc:
-        node.get_logger().fatal(str(exc))
+    except (SerRobotError, ParameterException) as exc:
+        rclpy.logging.get_logger(node_class.KIND).fatal(" ".join(str(exc).split()))
         return 1
     finally:
-        nodes.stop()
+        if nodes is not None:
+            nodes.stop()
         if rclpy.ok():
             rclpy.shutdown()

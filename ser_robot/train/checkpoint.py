@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,10 +90,13 @@ def load_checkpoint(path: str | pathlib.Path, map_location: str | torch.device =
     path = pathlib.Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); it was not written completely: write it again "
+                              "(ser-robot train, build-model) or copy it again")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises several types for unsafe or corrupt files
-        raise CheckpointError(f"cannot load checkpoint {path} safely (weights_only=True): {error}") from None
+        raise CheckpointError(f"cannot load checkpoint {path} safely: {_load_problem(error)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a ser_robot checkpoint (no format {FORMAT!r})")
     if checkpoint.get("version") != VERSION:
@@ -101,6 +105,23 @@ def load_checkpoint(path: str | pathlib.Path, map_location: str | torch.device =
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return checkpoint
+
+
+def _load_problem(error: Exception) -> str:
+    """What ``torch.load(weights_only=True)``'s ``error`` means and what to do, in one line.
+
+    torch's own message advises ``weights_only=False``, which would run whatever code the file
+    holds: never repeated to users.
+    """
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"it holds a Python object ({refused.group(1)}) that only an unsafe load could build, and a "
+                "ser_robot checkpoint holds none; use a checkpoint written by ser-robot train or build-model")
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", text, re.DOTALL)
+    reason = " ".join((unpickler.group(1) if unpickler else text).split())[:200] or "no reason given"
+    return (f"it is damaged or not a PyTorch checkpoint ({type(error).__name__}: {reason}); write it again "
+            "(ser-robot train, build-model) or copy it again")
 
 
 def normalizer_from_checkpoint(checkpoint: Mapping[str, Any]) -> FeatureNormalizer:
