@@ -194,7 +194,7 @@ def test_audio_server_outage_starts_a_new_time_line(rclpy_context, virtual_ears)
         outage = time.time()
         spin_until(lambda: False, 4.0)
         virtual_ears.start()
-        back = len(frames)
+        returned, back = time.time(), len(frames)
         spin_until(lambda: len(frames) > back + 300 and blocks[-1][1] > time.time() - 0.5, 20)  # 3 s of audio
     finally:
         pipeline.send_signal(signal.SIGINT)
@@ -204,7 +204,11 @@ def test_audio_server_outage_starts_a_new_time_line(rclpy_context, virtual_ears)
     restarts = np.nonzero(np.diff(seqs) != 1)[0]
     assert len(restarts) == 1 and seqs[restarts[0] + 1] == 0, (restarts, output[-2000:])
     assert frames[restarts[0] + 1][1] > outage + 3.5
+    reconnected_s = frames[restarts[0] + 1][1] - returned  # the back-off is at most reconnect_max_s (0.5 s)
+    assert reconnected_s < 5.0, f"audio again {reconnected_s:.2f} s after the server came back"
     late = np.array([received - stamp for stamp, received in blocks if received > frames[restarts[0] + 1][1] + 1.0])
     assert len(late) >= 10, output[-2000:]
     # Before the fix, the stamps stayed on the old time line: 4 s and more behind their reception.
     assert np.median(late) < 1.0, f"features arrive {np.median(late):.2f} s after their stamps (median)"
+    print(f"outage: audio again {reconnected_s:.2f} s after the server came back; features "
+          f"{np.median(late):.2f} s after their stamps (median) afterwards")
