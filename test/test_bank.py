@@ -247,3 +247,14 @@ def test_online_and_bank_draw_the_same_augmentation_parameters(manifest, sources
         assert stats.ks_2samp(bank_params[step], online_params[step]).pvalue > 0.001, step
     # and the test can tell a different distribution apart
     assert stats.ks_2samp(bank_params["tempo"], np.asarray(online_params["tempo"]) * 1.05).pvalue < 0.001
+
+
+def test_code_version_covers_the_offline_code_only():
+    """Editing the live feature node's modules must not invalidate every bank (a running experiment would
+    render its banks again in every job); editing an extractor or an augmentation must."""
+    from ser_robot.train.bank import code_files
+
+    files = code_files()
+    assert {"features/egemaps.py", "features/logmel.py", "augment/functional.py", "acoustics/rooms.py",
+            "train/features.py", "audio/resample.py"} <= set(files)
+    assert not {"features/pipeline.py", "features/streaming.py", "features/vad.py"} & set(files)

@@ -74,19 +74,27 @@ log = logging.getLogger(__name__)
 BANK_FORMAT = 1
 _CODE_FOLDERS = ("augment", "features", "acoustics")
 _CODE_FILES = ("train/bank.py", "train/features.py", "train/data.py", "audio/resample.py")
+# Modules of those folders that only the live feature node runs (streaming, VAD): editing them must not
+# invalidate every bank (each job of a running experiment would render its bank again).
+_LIVE_ONLY = ("features/pipeline.py", "features/streaming.py", "features/vad.py")
 _MAX_TEMPO_STRETCH = 1 / 0.85  # the slowest tempo of the Lakomkin chain lengthens an utterance by this much
 _HEADROOM_BYTES = 512 * 2**20
 
 
-def code_version() -> str:
-    """Hash of the source that renders and extracts a bank's features (augmentations, features, acoustics)."""
+def code_files() -> list[str]:
+    """The source files (relative to the package) that render and extract a bank's features."""
     root = pathlib.Path(__file__).resolve().parents[1]
-    files = sorted(p for folder in _CODE_FOLDERS for p in (root / folder).rglob("*.py"))
-    files += [root / name for name in _CODE_FILES]
+    found = sorted(p.relative_to(root).as_posix() for folder in _CODE_FOLDERS for p in (root / folder).rglob("*.py"))
+    return [name for name in found if name not in _LIVE_ONLY] + list(_CODE_FILES)
+
+
+def code_version() -> str:
+    """Hash of :func:`code_files` (augmentations, offline features, acoustics): a bank's code version."""
+    root = pathlib.Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(f"bank-format-{BANK_FORMAT}".encode())
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
+    for name in code_files():
+        digest.update(name.encode())
+        digest.update((root / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
