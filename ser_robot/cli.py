@@ -96,12 +96,12 @@ def cmd_play(args: argparse.Namespace) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     from ser_robot.ros.player import BagPlayer
-    from ser_robot.ros.runner import _StopOnSignal
+    from ser_robot.ros.runner import StopOnSignal
 
     # rclpy's own handlers would swallow SIGTERM; ours stop playback at once, even mid-gap.
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     try:
-        with _StopOnSignal() as stop:
+        with StopOnSignal() as stop:
             player = BagPlayer(
                 args.bag, rate=args.rate, loop=args.loop, remap=_remaps(args.remap),
                 topics=args.topics or None, namespace=args.namespace, stop=stop,

@@ -77,6 +77,41 @@ def test_unknown_topic_and_type_errors(tmp_path):
         list(read_messages(path, ["/emotion"]))
 
 
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_threaded_writer_may_be_used_from_any_thread(tmp_path, storage):
+    """A recorder node opens its bag in the thread that activates it, writes and flushes it in its
+    executor's thread and may close it in either: SQLite 3 storage refuses that to a BagWriter."""
+    import threading
+
+    from ser_robot.bag.writer import ThreadedBagWriter
+
+    path, errors = tmp_path / "bag", []
+
+    def in_thread(function, *args):
+        def target():
+            try:
+                function(*args)
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+
+    writer = ThreadedBagWriter(path, storage=storage)
+    in_thread(writer.add_topic, "/audio", "ser_robot_msgs/msg/AudioFrame")
+    for seq in range(3):
+        in_thread(writer.write_message, "/audio", "ser_robot_msgs/msg/AudioFrame", seq * 10_000_000, _audio_frame(seq))
+    in_thread(writer.flush)
+    with pytest.raises(BagError, match="unknown to the bag type store"):
+        writer.add_topic("/x", "nope_msgs/msg/Nope")
+    in_thread(writer.close)
+    assert errors == []
+    assert writer.counts == {"/audio": 3}
+    assert [m.deserialize().seq for m in read_messages(path)] == [0, 1, 2]
+    with pytest.raises(BagError, match="already exists"):
+        ThreadedBagWriter(path, storage=storage)
+
+
 def test_playback_clock_keeps_spacing_divided_by_rate():
     now = [5.0]
     clock = PlaybackClock(rate=2.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))

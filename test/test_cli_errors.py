@@ -159,3 +159,37 @@ def test_record_reports_a_node_that_fails_to_start_as_record(tmp_path):
     line = one_line_error(result, "record")
     assert line == "ser-robot record: error: node 'recorder' failed to activate: OSError: disk full"
     assert "bag:" not in result.stdout
+
+
+def test_train_refuses_a_tagged_set_value_in_one_line(tmp_path):
+    """`ser-robot train --set` reads values as `run --set` does: a YAML tag is one line naming the pair,
+    before any manifest is read or model trained."""
+    line = one_line_error(ser_robot("train", "--config", "config/train/lakomkin.yaml", "--manifest",
+                                    str(tmp_path / "none.jsonl"), "--fold", "0",
+                                    "--set", "optimizer.lr=!!python/object:os.system x", timeout=120), "train")
+    assert line.startswith("ser-robot train: error: --set optimizer.lr=!!python/object:os.system x: VALUE is not "
+                           "plain YAML data (could not determine a constructor for the tag")
+
+
+def test_stop_on_signal_is_public_and_the_cli_imports_no_private_name():
+    """cmd_play used the runner's private _StopOnSignal; it is public now, and the CLI imports only
+    public names of ser_robot's modules."""
+    import ast
+    import os
+    import signal
+
+    import ser_robot.ros.runner as runner
+
+    assert "StopOnSignal" in runner.__all__ and not hasattr(runner, "_StopOnSignal")
+    before = signal.getsignal(signal.SIGTERM)
+    with runner.StopOnSignal() as stop:
+        assert not stop.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    tree = ast.parse((ROOT / "ser_robot" / "cli.py").read_text())
+    private = [f"{node.module}.{alias.name}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ser_robot")
+               for alias in node.names if alias.name.startswith("_")]
+    assert private == []

@@ -161,3 +161,44 @@ def test_config_file_yaml_errors_are_one_line(tmp_path):
     numbers = tmp_path / "numbers.yaml"
     numbers.write_text("features:\n  ros__parameters:\n    max_frame_s: 5e-1\n")
     assert load_config(numbers).node_params("features")["max_frame_s"] == 0.5
+
+
+# --- ser-robot train --set: the same YAML reading as ser-robot run --set -------------------------
+
+
+def test_train_set_values_are_read_like_run_set_values():
+    from ser_robot.train.config import load_train_config, parse_overrides as parse_train_overrides
+
+    overrides = parse_train_overrides(["lr=1e-4", "clip=5E-1", "augmentation.p_ir=2.5e-1", "epochs=3",
+                                       "augmentation.kind=lakomkin", "model_config="])
+    assert overrides == {"lr": 1e-4, "clip": 0.5, "augmentation": {"p_ir": 0.25, "kind": "lakomkin"}, "epochs": 3,
+                         "model_config": None}
+    assert parse_train_overrides(["epochs=3", "epochs=5"]) == {"epochs": 5}
+    config = load_train_config(ROOT / "config" / "train" / "lakomkin.yaml", parse_train_overrides(["lr=1e-4"]))
+    assert config.lr == 1e-4
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("optimizer.lr=!!python/object:os.system x",
+     r"^--set optimizer.lr=!!python/object:os.system x: VALUE is not plain YAML data \(could not determine a "
+     r"constructor for the tag .*\); only numbers, strings, booleans, lists and mappings are read: remove the tag$"),
+    ("lr=!!python/object/apply:os.system [x]", r"^--set lr=!!python/object/apply:os.system \[x\]: VALUE is not plain"),
+    ("lr=[1,", r"^--set lr=\[1,: VALUE is not valid YAML \(.* at line 1, column 4\)"),
+    ("lr", r"^--set lr: expected KEY=VALUE, e.g. epochs=5"),
+    ("=3", r"^--set =3: expected KEY=VALUE"),
+    ("augmentation..p_ir=0.2", r"^--set augmentation..p_ir=0.2: expected KEY=VALUE"),
+])
+def test_train_set_errors_name_the_set_option_in_one_line(pair, message):
+    from ser_robot.train.config import parse_overrides as parse_train_overrides
+
+    with pytest.raises(ConfigError, match=message) as error:
+        parse_train_overrides([pair])
+    assert "\n" not in str(error.value)
+
+
+def test_train_set_of_a_nested_key_under_a_plain_value_is_refused():
+    from ser_robot.train.config import parse_overrides as parse_train_overrides
+
+    with pytest.raises(ConfigError, match=r"^--set augmentation.p_ir=0.2: an earlier --set gave augmentation the "
+                                          r"value 'none', which has no key 'p_ir'$"):
+        parse_train_overrides(["augmentation=none", "augmentation.p_ir=0.2"])

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from audio_publisher import frame_data
 from conftest import ROOT, ser_robot, write_stereo_tones
 from ser_robot.bag import BagWriter, bag_info, read_messages
 
@@ -54,6 +55,37 @@ def test_record_play_round_trip(tmp_path):
     assert np.median(error) < MEDIAN_TOLERANCE_S and np.percentile(error, 95) < P95_TOLERANCE_S, error
     info = bag_info(replay)
     assert info.topics[0].type_hash == bag_info(original).topics[0].type_hash
+
+
+def test_record_sqlite3_storage(tmp_path):
+    """`ser-robot record --storage sqlite3` records a live publisher and closes its bag: SQLite
+    connections work only in the thread that opened them, and the recorder node's bag used to be
+    opened by the main thread and flushed, written and closed by its executor's thread (the
+    recorder hung, then printed a sqlite3.ProgrammingError)."""
+    bag = tmp_path / "bag"
+    publisher = subprocess.Popen([sys.executable, str(ROOT / "test" / "audio_publisher.py"), "audio", "100"],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert publisher.stdout.readline().strip() == "publishing"
+        started = time.monotonic()
+        result = ser_robot("record", "audio", "--storage", "sqlite3", "--duration", "3", "-o", str(bag), timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        publisher.kill()
+        publisher.wait(10)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output and "ProgrammingError" not in output, output
+    assert elapsed < 20, f"a 3 s recording took {elapsed:.1f} s"
+
+    info = ser_robot("bag-info", str(bag))
+    assert info.returncode == 0, info.stderr
+    assert "sqlite3" in info.stdout and "/audio" in info.stdout
+    frames = [m.deserialize() for m in read_messages(bag, ["/audio"])]
+    assert len(frames) >= 150, f"3 s of a 100 Hz publisher, {len(frames)} frames recorded"
+    seqs = [int(f.seq) for f in frames]
+    assert seqs == sorted(set(seqs))
+    assert all(bytes(f.data) == frame_data(f.seq) for f in frames)
 
 
 def test_play_errors_are_clear(tmp_path):

@@ -10,7 +10,7 @@ from ser_robot.bag.reader import BagMessage, bag_info, read_messages
 from ser_robot.bag.reindex import ReindexReport, reindex_bag
 from ser_robot.bag.timing import PlaybackClock
 from ser_robot.bag.typestore import message_definition_dir, ser_robot_typestore
-from ser_robot.bag.writer import BagWriter
+from ser_robot.bag.writer import BagWriter, ThreadedBagWriter
 
 __all__ = [
     "BagMessage",
@@ -22,4 +22,5 @@ __all__ = [
     "reindex_bag",
     "ReindexReport",
     "ser_robot_typestore",
+    "ThreadedBagWriter",
 ]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import pathlib
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ser_robot.bag.layout import lock_storage
 from ser_robot.bag.typestore import ser_robot_typestore
 from ser_robot.errors import BagError
 
-__all__ = ["BagWriter", "STORAGE_PLUGINS", "BAG_VERSION"]
+__all__ = ["BagWriter", "ThreadedBagWriter", "STORAGE_PLUGINS", "BAG_VERSION"]
 
 STORAGE_PLUGINS = ("mcap", "sqlite3")
 # rosbag2 metadata version 8 (Jazzy): has type description hashes, read by Jazzy and later.
@@ -25,6 +26,11 @@ class BagWriter:
     Until :meth:`flush` or :meth:`close`, the last messages may exist only in memory: a recorder
     calls :meth:`flush` regularly so that a killed process leaves a recoverable bag
     (``ser-robot bag-reindex``).
+
+    Use it from one thread only: with SQLite 3 storage, rosbags' connection refuses
+    (``sqlite3.ProgrammingError``) any thread but the one that created it. Code whose calls come
+    from several threads (a ROS node's transitions, timers and subscriptions) uses
+    :class:`ThreadedBagWriter`.
     """
 
     def __init__(self, path: str | pathlib.Path, storage: str = "mcap") -> None:
@@ -94,6 +100,63 @@ class BagWriter:
         os.close(self._lock)
 
     def __enter__(self) -> "BagWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_T = TypeVar("_T")
+
+
+class ThreadedBagWriter:
+    """A :class:`BagWriter` that lives on a thread of its own: the bag is created, written,
+    flushed and closed there whatever thread calls, so it may be used from several threads.
+
+    A SQLite 3 connection works only in the thread that opened it, and rosbags opens it without
+    ``check_same_thread=False``; a recorder node's bag is opened by the thread that activates the
+    node, written by its executor's thread and closed by either. Each call waits for its result
+    and raises what :class:`BagWriter` raises; calls run one at a time, in the order made. After
+    :meth:`close` (which stops the thread) the writer cannot be used again.
+    """
+
+    def __init__(self, path: str | pathlib.Path, storage: str = "mcap") -> None:
+        # One worker: a ThreadPoolExecutor never starts a second thread while the first lives.
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag-writer")
+        try:
+            self._writer: BagWriter = self._call(BagWriter, path, storage)
+        except BaseException:
+            self._thread.shutdown(wait=True)
+            raise
+        self.path = self._writer.path
+
+    def _call(self, function: Callable[..., _T], *args: Any) -> _T:
+        return self._thread.submit(function, *args).result()
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages written per topic so far (a copy; also after :meth:`close`)."""
+        return dict(self._writer.counts)  # one C-level copy under the GIL: no torn read
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        self._call(self._writer.add_topic, topic, msgtype)
+
+    def write(self, topic: str, timestamp_ns: int, cdr: bytes) -> None:
+        self._call(self._writer.write, topic, timestamp_ns, cdr)
+
+    def write_message(self, topic: str, msgtype: str, timestamp_ns: int, message: Any) -> None:
+        self._call(self._writer.write_message, topic, msgtype, timestamp_ns, message)
+
+    def flush(self) -> None:
+        self._call(self._writer.flush)
+
+    def close(self) -> None:
+        try:
+            self._call(self._writer.close)
+        finally:
+            self._thread.shutdown(wait=True)
+
+    def __enter__(self) -> "ThreadedBagWriter":
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from ser_robot.bag.writer import BagWriter
+from ser_robot.bag.writer import ThreadedBagWriter
 from ser_robot.errors import SerRobotError
 from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
@@ -38,6 +38,10 @@ class RecorderNode(LifecycleNode):
     time. The bag is flushed to disk every ``FLUSH_PERIOD_S``, so a killed recorder leaves a bag
     that ``ser-robot bag-reindex`` recovers. The bag is closed on deactivation, on shutdown, or
     after ``max_duration_s``; then :attr:`finished` is set.
+
+    Transitions run on the thread that triggers them (``ser-robot record``: the main thread),
+    timers and subscriptions on the executor's thread: the bag lives on a thread of its own
+    (:class:`ThreadedBagWriter`), as SQLite 3 storage works only in the thread that opened it.
     """
 
     KIND = "recorder"
@@ -46,12 +50,12 @@ class RecorderNode(LifecycleNode):
         super().__init__(node_name or self.KIND, **kwargs)
         declare_parameters(self, self.KIND)
         self.params: dict[str, Any] = {}
-        self.writer: BagWriter | None = None
+        self.writer: ThreadedBagWriter | None = None
         self.bag_path = ""
         self.finished = threading.Event()
         self._topics: list[str] = []
         self._recorded: dict[str, Any] = {}
-        self._lock = threading.Lock()  # the bag is closed from the thread that deactivates
+        self._lock = threading.Lock()  # guards writer and _recorded: transitions and callbacks run on two threads
         self._rec_timers: list[Any] = []
         self._diagnostics_publisher = None
         self._start_ns = 0
@@ -69,7 +73,7 @@ class RecorderNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.writer = BagWriter(self.bag_path, storage=self.params["storage"])
+            self.writer = ThreadedBagWriter(self.bag_path, storage=self.params["storage"])
         except SerRobotError as exc:
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
@@ -161,7 +165,8 @@ class RecorderNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         missing = [t for t in self._topics if t not in self._recorded]
-        counts = dict(self.writer.counts) if self.writer else {}
+        writer = self.writer  # stop_recording may set it to None meanwhile
+        counts = writer.counts if writer is not None else {}
         level, message = (WARN, f"waiting for {', '.join(missing)}") if missing else (OK, "recording")
         values = {"bag": self.bag_path, **{f"messages{t}": n for t, n in counts.items()}}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, "bag", values))

@@ -31,8 +31,8 @@ from rclpy.parameter import Parameter
 from ser_robot.config import SOURCE_NODES, RunConfig
 from ser_robot.errors import ConfigError, SerRobotError
 
-__all__ = ["NodeSet", "NODE_CLASSES", "check_pipeline", "create_nodes", "node_class", "parameter_overrides", "run",
-           "spin_single"]
+__all__ = ["NodeSet", "NODE_CLASSES", "StopOnSignal", "check_pipeline", "create_nodes", "node_class",
+           "parameter_overrides", "run", "spin_single"]
 
 
 NODE_CLASSES = {
@@ -190,9 +190,13 @@ def create_nodes(config: RunConfig, namespace: str = "") -> NodeSet:
     return NodeSet(nodes, config.nodes)
 
 
-class _StopOnSignal:
+class StopOnSignal:
     """SIGINT / SIGTERM set :attr:`event`, so nodes stop in order and bags are closed properly
-    (rclpy's own handlers would shut the context down under the running nodes)."""
+    (rclpy's own handlers would shut the context down under the running nodes).
+
+    ``with StopOnSignal() as stop:`` gives the event; the previous handlers are restored on exit.
+    Outside the main thread (where Python allows no signal handler) nothing is installed and
+    the event is only set by whoever holds it."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -237,7 +241,7 @@ def run(
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     nodes: NodeSet | None = None
     try:
-        with _StopOnSignal() as stop:
+        with StopOnSignal() as stop:
             check_pipeline(config)
             nodes = create_nodes(config, namespace)
             nodes.start()
@@ -262,7 +266,7 @@ def spin_single(node_class: type, argv: Sequence[str]) -> int:
     rclpy.init(args=list(argv), signal_handler_options=SignalHandlerOptions.NO)
     nodes: NodeSet | None = None
     try:
-        with _StopOnSignal() as stop:
+        with StopOnSignal() as stop:
             nodes = NodeSet([node_class()], [node_class.KIND])  # a bad --ros-args -p value raises here
             nodes.start()
             while not stop.is_set() and not (nodes.sources_finished() or nodes.recorders_finished()):

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from ser_robot.config import read_yaml_mapping
+from ser_robot.config import parse_yaml, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 
@@ -288,20 +286,32 @@ def _validate(config: TrainConfig) -> None:
     _check_augmentation(config.augmentation)
 
 
-def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``key=value`` strings (value parsed as YAML; ``augmentation.p_ir=0.2`` reaches nested keys) -> mapping."""
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (``ser-robot train --set``) -> mapping for :func:`load_train_config`.
+
+    VALUE is read by :func:`ser_robot.config.parse_yaml`, as ``ser-robot run --set`` reads it:
+    plain YAML data only, ``1e-4`` a number. A dotted KEY reaches nested keys
+    (``augmentation.p_ir=0.2``); a later pair of the same key wins. A malformed pair raises
+    :class:`ConfigError` in one line naming it (``--set KEY=VALUE: ...``); whether a key exists
+    and its value fits is checked by :func:`load_train_config`.
+    """
     result: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"an override must read key=value, got {pair!r}")
-        target = result
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"override {pair!r} conflicts with another override of {parent!r}")
-        target[leaf] = yaml.safe_load(value)
+        key, sep, text = pair.partition("=")
+        path = key.split(".")
+        try:
+            if not sep or not all(path):
+                raise ConfigError("expected KEY=VALUE, e.g. epochs=5 or augmentation.p_ir=0.2")
+            value = parse_yaml(text, "VALUE")
+            target = result
+            for depth, parent in enumerate(path[:-1]):
+                target = target.setdefault(parent, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(f"an earlier --set gave {'.'.join(path[:depth + 1])} the value {target!r}, "
+                                      f"which has no key {path[depth + 1]!r}")
+            target[path[-1]] = value
+        except ConfigError as exc:
+            raise ConfigError(f"--set {pair}: {exc}") from None
     return result
 
 
