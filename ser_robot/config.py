@@ -309,6 +309,15 @@ FEATURES_PARAMS = (
               min=0.0, max=1000.0),
     ParamSpec("stream_burst_s", 2.0, "Seconds of audio a stream may bring at once beyond max_stream_speed (the "
               "token bucket's size).", min=0.01, max=3600.0),
+    ParamSpec("level_normalization", "agc", "agc: bring each stream's long-term speech level to level_target_dbfs "
+              "(a slow, causal gain control: the microphone's gain no longer changes the result, while a louder "
+              "utterance still reads louder than its neighbours); off: features of the raw level.",
+              choices=("off", "agc")),
+    ParamSpec("level_target_dbfs", -30.0, "Long-term speech level (RMS, dBFS) the agc brings a stream to: the level "
+              "the model was trained at (the synthetic corpus: -30 dBFS, its voices -33 to -26).",
+              min=-60.0, max=-6.0),
+    ParamSpec("level_time_constant_s", 20.0, "Seconds of speech the agc's level estimate averages over (the "
+              "first ones set it at once).", min=1.0, max=3600.0),
     ParamSpec("conceal_gap_s", 0.5, "Frames lost in a gap this short (s) are replaced by silence and the stream "
               "goes on (seq_gaps, gaps_concealed); a longer gap restarts it. 0 = always restart.", min=0.0,
               max=10.0),

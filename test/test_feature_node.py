@@ -9,6 +9,7 @@ import torch
 
 from conftest import ser_robot
 from ser_robot.audio.channels import ChannelReducer
+from ser_robot.audio.level_normalizer import normalize_level
 from ser_robot.audio.resample import StreamingResampler, resample
 from ser_robot.features.pipeline import FeaturePipeline
 from ser_robot.features.sets import create_extractor
@@ -146,7 +147,8 @@ def test_feature_node_over_dds_matches_offline(tmp_path):
     assert [f.seq for f in frames] == list(range(len(frames)))
     data = np.concatenate([np.asarray(f.data, np.float32).reshape(f.num_frames, f.num_features) for f in frames])
     extractor = create_extractor(FEATURE_SET)
-    offline = extractor(torch.from_numpy(resample(pcm.mean(axis=1), 48000, 16000))[None])[0].numpy()
+    mono = resample(pcm.mean(axis=1), 48000, 16000).astype(np.float32)
+    offline = extractor(torch.from_numpy(normalize_level(mono, 16000))[None])[0].numpy()  # level_normalization: agc
     assert len(data) >= len(offline) - 20  # at most the last, partial block may be cut by shutdown
     assert np.max(np.abs(data - offline[: len(data)])) < 1e-3
     assert frames[0].feature_set == FEATURE_SET and list(frames[0].feature_names) == list(extractor.names)

@@ -63,9 +63,10 @@ def feature_node(name: str, **overrides):
     from ser_robot.ros.runner import parameter_overrides
 
     # Frames go straight into the callback, far faster than real time: no per-stream budget unless a test sets one;
-    # every seq gap restarts the stream (the generator's labels say so), none is concealed.
+    # every seq gap restarts the stream (the generator's labels say so), none is concealed; no level normaliser (its
+    # state outlives restarts, and the checks compare each segment with the plain extractor).
     params = validate_node_params("features", {"feature_set": FEATURE_SET, "block_frames": 20, "max_stream_speed": 0.0,
-                                               "conceal_gap_s": 0.0, **overrides})
+                                               "conceal_gap_s": 0.0, "level_normalization": "off", **overrides})
     return FeatureNode(name, parameter_overrides=parameter_overrides(params))
 
 

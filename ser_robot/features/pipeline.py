@@ -2,7 +2,10 @@
 
 Per chunk: channels reduced to one signal (:class:`~ser_robot.audio.channels.ChannelReducer`),
 resampled to the extractor's rate (:class:`~ser_robot.audio.resample.StreamingResampler`),
-streamed through the extractor (:class:`~ser_robot.features.streaming.StreamingExtractor`) and
+optionally brought to a fixed long-term level (``level_normalization: agc``,
+:class:`~ser_robot.audio.level_normalizer.LevelNormalizer`: the microphone's gain no longer
+matters; its state is the stream's (``frame_id``'s) and outlives restarts, as the level is the
+microphone's), streamed through the extractor (:class:`~ser_robot.features.streaming.StreamingExtractor`) and
 optionally through Silero VAD; frames are grouped into blocks of ``block_frames``, VAD
 probabilities into blocks of at most ``vad_block_windows``: the probabilities of the windows
 completed so far also leave with every block of frames, so a consumer that needs both (the
@@ -58,6 +61,7 @@ import numpy as np
 import torch
 
 from ser_robot.audio.channels import ChannelReducer
+from ser_robot.audio.level_normalizer import LEVEL_NORMALIZATIONS, LevelNormalizer
 from ser_robot.audio.resample import StreamingResampler
 from ser_robot.errors import AudioFormatError
 from ser_robot.features.base import FrameExtractor
@@ -140,16 +144,23 @@ class FeaturePipeline:
     def __init__(self, extractor: FrameExtractor, block_frames: int = 100, reduction: str = "mean",
                  azimuth_deg: float = 0.0, ear_spacing_m: float = 0.18, vad: bool = False,
                  vad_block_windows: int = 16, reorder_window: int = 16, stamp_tolerance_s: float = 0.5,
-                 conceal_gap_s: float = 0.0):
+                 conceal_gap_s: float = 0.0, level_normalization: str = "off", level_target_dbfs: float = -30.0,
+                 level_time_constant_s: float = 20.0):
         """``reorder_window``: how many chunks back a ``seq`` counts as late (dropped), not as a reset;
         ``stamp_tolerance_s``: how far (s) a chunk's stamp may be from the previous chunk's end;
-        ``conceal_gap_s``: longest gap (s) filled with silence instead of restarting (0 = never)."""
+        ``conceal_gap_s``: longest gap (s) filled with silence instead of restarting (0 = never);
+        ``level_normalization``: ``off`` or ``agc`` (with ``level_target_dbfs`` and ``level_time_constant_s``)."""
         if block_frames < 1 or vad_block_windows < 1:
             raise ValueError("block_frames and vad_block_windows must be >= 1")
         if reorder_window < 0:
             raise ValueError(f"reorder_window must be >= 0, got {reorder_window}")
         if not stamp_tolerance_s > 0:
             raise ValueError(f"stamp_tolerance_s must be > 0 s, got {stamp_tolerance_s}")
+        if level_normalization not in LEVEL_NORMALIZATIONS:
+            raise ValueError(f"level_normalization must be one of {LEVEL_NORMALIZATIONS}, got {level_normalization!r}")
+        self.level = (LevelNormalizer(int(extractor.sample_rate), target_dbfs=level_target_dbfs,
+                                      time_constant_s=level_time_constant_s)
+                      if level_normalization == "agc" else None)
         if not conceal_gap_s >= 0:
             raise ValueError(f"conceal_gap_s must be >= 0 s, got {conceal_gap_s}")
         self.reorder_window = reorder_window
@@ -322,6 +333,8 @@ class FeaturePipeline:
 
     def _process(self, mono: np.ndarray, features: list[FeatureBlock], vad: list[FeatureBlock], final: bool) -> None:
         stream = self._stream
+        if self.level is not None:  # its output lags by < 10 ms: the rest leaves at the stream's end
+            mono = np.concatenate([self.level(mono), self.level.flush()]) if final else self.level(mono)
         # The extractor recomputes its context on every call: feed it only when a whole block can
         # come out (same frames, same block timing, a fraction of the work of 10 ms pushes).
         stream.unextracted.append(np.ascontiguousarray(mono, dtype=np.float32))

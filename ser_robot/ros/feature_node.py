@@ -150,7 +150,9 @@ class FeatureNode(ConsumerNode):
                                reduction=p["reduction"], azimuth_deg=p["azimuth_deg"],
                                ear_spacing_m=p["ear_spacing_m"], vad=p["vad"],
                                vad_block_windows=p["vad_block_windows"], reorder_window=p["reorder_window"],
-                               stamp_tolerance_s=p["stamp_tolerance_s"], conceal_gap_s=p["conceal_gap_s"])
+                               stamp_tolerance_s=p["stamp_tolerance_s"], conceal_gap_s=p["conceal_gap_s"],
+                               level_normalization=p["level_normalization"], level_target_dbfs=p["level_target_dbfs"],
+                               level_time_constant_s=p["level_time_constant_s"])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subscription = self.create_subscription(
