@@ -150,6 +150,36 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gain_sweep(args: argparse.Namespace) -> int:
+    import datetime
+    import platform
+    import shlex
+
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.eval.gain_sweep import gain_sweep, write_sweep_report
+    from ser_robot.inference.model import EmotionModel
+
+    model = EmotionModel(args.model or None, device="cpu")
+    manifest = read_manifest(args.manifest)
+    utterances = [u for u in manifest if not args.sessions or u.session in args.sessions]
+    if not utterances:
+        raise ConfigError(f"no utterance of sessions {args.sessions} in {args.manifest}; its sessions are "
+                          f"{manifest.sessions}")
+    sweeps = {level: gain_sweep(model, utterances, level=level) for level in args.levels}
+    command = shlex.join(["ser-robot", "gain-sweep", args.manifest, "--out", args.out, "--sessions", *args.sessions,
+                          "--levels", *args.levels, *(["--model", args.model] if args.model else [])])
+    report = write_sweep_report(sweeps, args.out, [
+        "# Gain sweep", "", f"- Command: `{command}`",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()}",
+        f"- Model: {model.model_id}; {len(utterances)} utterances of {sorted({u.speaker for u in utterances})}, "
+        "each voice's utterances joined into one stream with 1 s pauses, scaled by each gain (float: no clipping).",
+    ])
+    for level, sweep in sweeps.items():
+        print(f"level_normalization {level}:\n{sweep.markdown()}\n")
+    print(f"report: {report}")
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from ser_robot.audio.devices import list_input_devices
 
@@ -350,6 +380,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="auto", choices=("auto", "utterance", "window"),
                    help="how results are aligned (default: auto, from whether the results' windows overlap)")
     p.set_defaults(func=cmd_evaluate_bag)
+
+    p = sub.add_parser("gain-sweep", help="does the model's answer follow the microphone gain? (-30..+10 dB, report folder)")
+    p.add_argument("manifest", help="corpus manifest (JSON Lines) of the voices to test, e.g. ones the model never heard")
+    p.add_argument("--out", required=True, help="report folder (README.md, sweep.csv)")
+    p.add_argument("--sessions", nargs="*", default=[], help="only these sessions (default: all)")
+    p.add_argument("--levels", nargs="+", default=["off", "agc"], choices=("off", "agc"),
+                   help="level normalisations to compare (default: off agc)")
+    p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
+    p.set_defaults(func=cmd_gain_sweep)
 
     p = sub.add_parser("devices", help="list audio input devices")
     p.set_defaults(func=cmd_devices)

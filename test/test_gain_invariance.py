@@ -100,3 +100,20 @@ def test_gain_sweep_through_the_feature_node(rclpy_context, held_out_voices, def
         check_invariant(gain_sweep(default_model, held_out_voices, frames_of=node_frames))
     finally:
         node.destroy_node()
+
+
+def test_gain_sweep_command_writes_its_report(held_out_voices, tmp_path):
+    from conftest import ser_robot
+
+    manifest = tmp_path / "held.jsonl"
+    from ser_robot.data.manifest import write_manifest
+
+    write_manifest(manifest, held_out_voices)
+    done = ser_robot("gain-sweep", str(manifest), "--out", str(tmp_path / "sweep"), "--levels", "agc")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "sweep" / "README.md").read_text()
+    assert "level_normalization: agc" in report and "| +10 |" in report and "UAR spread" in report
+    rows = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
+    assert rows[0] == "level,gain_db,uar,agreement,peak_dbfs,most_predicted" and len(rows) == 6
+    missing = ser_robot("gain-sweep", str(manifest), "--out", str(tmp_path / "none"), "--sessions", "s99")
+    assert missing.returncode != 0 and "no utterance of sessions ['s99']" in missing.stderr

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["GAINS_DB", "GainSweep", "gain_sweep", "offline_frames", "speaker_streams"]
+__all__ = ["GAINS_DB", "GainSweep", "gain_sweep", "offline_frames", "speaker_streams", "write_sweep_report"]
 
 GAINS_DB = (-30.0, -20.0, -10.0, 0.0, 10.0)
 
@@ -132,3 +132,20 @@ def gain_sweep(model: Any, utterances: Sequence[Any], gains_db: Sequence[float] 
         sweep.predictions[gain] = predicted
         sweep.peak_dbfs[gain] = 20 * np.log10(peak) if peak > 0 else -np.inf
     return sweep
+
+
+def write_sweep_report(sweeps: dict[str, GainSweep], out: Any, header: Sequence[str]) -> Any:
+    """``README.md`` (``header`` lines, then one table per level normalisation) and ``sweep.csv`` in folder ``out``."""
+    import pathlib
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [*header, ""]
+    csv = ["level,gain_db,uar,agreement,peak_dbfs,most_predicted"]
+    for level, sweep in sweeps.items():
+        lines += [f"## level_normalization: {level}", "", sweep.markdown(), ""]
+        csv += [f"{level},{r['gain_db']:g},{r['uar']:.4f},{r['agreement']:.4f},{r['peak_dbfs']:.2f},{r['most_predicted']}"
+                for r in sweep.rows()]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "sweep.csv").write_text("\n".join(csv) + "\n", encoding="utf-8")
+    return out / "README.md"
