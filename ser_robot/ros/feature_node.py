@@ -32,7 +32,7 @@ streams (at most 8) that lost or refused frames or restarted in the last period,
 What a sender of a stream's ``frame_id`` can do (DDS has no authentication unless SROS2 is
 enabled): a malformed, late or over-budget frame is dropped and counted and never touches the
 stream; a well-formed frame is indistinguishable from the source's own and may restart the
-stream (a ``seq`` reset, a format change or a stamp jump). Frames of other ``frame_id``\ s take
+stream (a ``seq`` reset, a format change or a stamp jump). Frames of other streams take
 at most ``max_stream_speed`` times real time of work each and never touch this stream; what
 they can still cost it is callback time (and, in a flood, room in the subscription's shared
 queue: ``lost_in_transport``).
