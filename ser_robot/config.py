@@ -333,6 +333,8 @@ CORPUS_PLAYER_PARAMS = (
     ParamSpec("shuffle", True, "Play in a seeded random order (else manifest order)."),
     ParamSpec("seed", 0, "Seed of the shuffled order.", min=0, max=2**31 - 1),
     ParamSpec("pause_s", 1.0, "Silence between two utterances, seconds.", min=0.0, max=60.0),
+    ParamSpec("gain_db", 0.0, "Gain applied to every utterance, dB (a quieter or hotter microphone; beyond full "
+              "scale, s16le frames and device output clip).", min=-60.0, max=20.0),
     ParamSpec("rate", 1.0, "Playback speed factor: 1 = real time, 2 = twice as fast (topic output only).",
               min=0.01, max=1000.0),
     ParamSpec("loop", False, "Start again after the last utterance."),

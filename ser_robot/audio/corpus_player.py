@@ -126,6 +126,7 @@ class Programme:
         chunk_ms: duration of a chunk of :meth:`chunks`, ms (the last one may be shorter).
         loop: start again after the last utterance, forever.
         sample_rate: output rate in Hz; None = the rate most utterances have (the highest of a tie).
+        gain_db: gain applied to every utterance, dB (a quieter or hotter microphone).
 
     Raises :class:`AudioError` if an audio file cannot be read.
     """
@@ -139,6 +140,7 @@ class Programme:
         chunk_ms: float = 10.0,
         loop: bool = False,
         sample_rate: int | None = None,
+        gain_db: float = 0.0,
     ) -> None:
         import soundfile
 
@@ -147,6 +149,7 @@ class Programme:
         if channels < 1 or pause_s < 0 or chunk_ms <= 0:
             raise ValueError(f"need channels >= 1, pause_s >= 0, chunk_ms > 0; got {channels}, {pause_s}, {chunk_ms}")
         self.labels = tuple(labels)
+        self.gain = np.float32(10 ** (gain_db / 20))
         outside = sorted({u.label for u in utterances} - set(self.labels) - {None})
         if outside:
             raise DataError(f"label(s) {outside} are not in the label set {list(self.labels)}")
@@ -227,7 +230,7 @@ class Programme:
         if rate != self.sample_rate:
             mono = resample(mono, rate, self.sample_rate)
         out = np.zeros(cue.frames, np.float32)
-        out[: min(len(mono), cue.frames)] = mono[: cue.frames]
+        out[: min(len(mono), cue.frames)] = mono[: cue.frames] * self.gain
         return out
 
     def _pieces(self) -> Iterator[np.ndarray]:

@@ -110,6 +110,7 @@ class CorpusPlayerNode(AudioSourceNode):
         self.programme = Programme.from_manifest(
             p["manifest"], speakers=p["speakers"], limit=p["limit"], shuffle=p["shuffle"], seed=p["seed"],
             pause_s=p["pause_s"], channels=len(p["channel_ids"]), chunk_ms=p["chunk_ms"], loop=p["loop"],
+            gain_db=p["gain_db"],
         )
         programme = self.programme
         where = f"rate x{p['rate']:g}"

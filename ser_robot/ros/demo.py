@@ -9,6 +9,9 @@
    node -> inference node (one printed line per emotion: time, label, confidence, latency) ->
    recorder (MCAP bag with audio, features, VAD, emotions, ground truth and diagnostics).
 3. ``evaluate-bag`` of that bag: metrics printed, report folder written next to it.
+4. The microphone's gain must not matter: the same programme is played again ``GAIN_STEP_DB``
+   quieter (the first pass is that much hotter; hotter than the corpus' level would clip) into a
+   second bag, and the predictions of the two passes are compared utterance by utterance.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = ["run_demo"]
 
 RECORDED = ["audio", "features", "vad", "emotion", "ground_truth", "diagnostics"]
 PAUSE_S = 1.0  # silence between utterances, s
+GAIN_STEP_DB = 20.0  # the second pass is this much quieter than the first, dB
 START_DELAY_S = 3.0  # after activation, before the first utterance, s (the first capture stream of a process
 # takes about 2 s to deliver through PulseAudio)
 
@@ -73,10 +77,25 @@ def run_demo(out_dir: str | pathlib.Path = "out/demo", sentences: int = 2) -> in
     programme_s = START_DELAY_S + sum(u.duration_s for u in utterances) + PAUSE_S * (len(utterances) + 1)
     print(f"demo: {len(utterances)} utterances ({programme_s:.0f} s) of the held-out speakers {', '.join(speakers)}; "
           f"model {model}", flush=True)
+    code = _play(manifest, bag, programme_s, gain_db=0.0)
+    if code != 0:
+        return code
+    hot = _finish(bag)
+    print(f"demo: the same utterances again, {GAIN_STEP_DB:g} dB quieter (a quieter microphone; the first pass was "
+          f"{GAIN_STEP_DB:g} dB hotter)", flush=True)
+    quiet_bag = bag.with_name(f"{bag.name}_minus{GAIN_STEP_DB:g}dB")
+    code = _play(manifest, quiet_bag, programme_s, gain_db=-GAIN_STEP_DB)
+    if code != 0:
+        return code
+    _compare(hot, _finish(quiet_bag))
+    return 0
 
+
+def _play(manifest: pathlib.Path, bag: pathlib.Path, programme_s: float, gain_db: float) -> int:
+    """One ``ser-robot run`` of the programme at ``gain_db`` into ``bag``; returns the exit code."""
     ears = _virtual_ears()
     player = {"manifest": str(manifest), "pause_s": PAUSE_S, "start_delay_s": START_DELAY_S, "shuffle": True,
-              "channel_ids": ["left_ear", "right_ear"]}
+              "channel_ids": ["left_ear", "right_ear"], "gain_db": gain_db}
     params = {
         "inference": {"mode": "utterance", "stdout": True},
         "recorder": {"output": str(bag), "topics": RECORDED},
@@ -111,20 +130,27 @@ def run_demo(out_dir: str | pathlib.Path = "out/demo", sentences: int = 2) -> in
     if players and players[0].failure:
         print(f"demo: the corpus player failed: {players[0].failure}", file=sys.stderr, flush=True)
         return 1
-    return _finish(code, bag)
+    return code
 
 
-def _finish(code: int, bag: pathlib.Path) -> int:
-    """Evaluate the recorded ``bag`` and print the metrics (after a successful run)."""
+def _finish(bag: pathlib.Path):
+    """Evaluate the recorded ``bag``, print the metrics, write the report; returns the evaluation."""
     from ser_robot.eval.bag_eval import evaluate_bag
     from ser_robot.eval.bag_report import summary_lines, write_bag_report
 
-    if code != 0:
-        return code
     evaluation = evaluate_bag(bag)
     report = write_bag_report(evaluation, bag.parent / f"{bag.name}_report",
                               command=shlex.join(["ser-robot", "evaluate-bag", str(bag)]))
-    print("demo: evaluation of the recorded bag (synthetic held-out speakers):", flush=True)
+    print(f"demo: evaluation of {bag.name} (synthetic held-out speakers):", flush=True)
     print("\n".join(summary_lines(evaluation)))
     print(f"demo: report {report}", flush=True)
-    return 0
+    return evaluation
+
+
+def _compare(hot, quiet) -> None:
+    """Print how many utterances got the same prediction in both passes (a miss counts as a prediction)."""
+    quiet_by_id = {m.ground_truth.id: m.predicted for m in quiet.matches}
+    pairs = [(m.predicted, quiet_by_id[m.ground_truth.id]) for m in hot.matches if m.ground_truth.id in quiet_by_id]
+    same = sum(a == b for a, b in pairs)
+    print(f"demo: {GAIN_STEP_DB:g} dB apart: {same} of {len(pairs)} utterances predicted the same; UAR "
+          f"{100 * hot.overall.uar:.1f} % and {100 * quiet.overall.uar:.1f} %", flush=True)
