@@ -27,7 +27,9 @@ forgotten (``streams_expired``), which frees its slot. Warnings about dropped fr
 throttled to one every 5 s (each names the counts so far). Frames the middleware lost before
 the callback (``lost_in_transport``: a full subscription queue, a frame too large for the
 transport) are counted apart from ``received``. ``streams_hurt`` on ``diagnostics`` names the
-streams (at most 8) that lost or refused frames or restarted in the last period, with why.
+streams (at most 8) that lost or refused frames or restarted in the last period, with why;
+``input_problems`` the faults of their audio the model cannot see (clipping, DC offset, a dead
+channel, digital silence: :class:`~ser_robot.audio.input_check.InputMonitor`), with WARN.
 
 What a sender of a stream's ``frame_id`` can do (DDS has no authentication unless SROS2 is
 enabled): a malformed, late or over-budget frame is dropped and counted and never touches the
@@ -52,6 +54,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 
+from ser_robot.audio.input_check import InputMonitor
 from ser_robot.audio.rate_limit import AudioBudget
 from ser_robot.errors import SerRobotError
 from ser_robot.features.pipeline import (
@@ -114,6 +117,7 @@ class FeatureNode(ConsumerNode):
         declare_parameters(self, self.KIND)
         self.pipelines: dict[str, FeaturePipeline] = {}
         self.budgets: dict[str, AudioBudget] = {}
+        self.monitors: dict[str, tuple[InputMonitor, list[str]]] = {}  # stream -> its monitor, its channel ids
         self.rate_limited: Counter[str] = Counter()  # stream -> frames refused by its budget (this period)
         self._stream_reported: dict[str, dict[str, int]] = {}  # stream -> its _HURT_KEYS at the previous report
         self.block_seq: dict[tuple[str, str], int] = {}
@@ -215,6 +219,7 @@ class FeatureNode(ConsumerNode):
                 self.pipelines[stream] = self._pipeline()
                 self.budgets[stream] = AudioBudget(self.params["max_stream_speed"], self.params["stream_burst_s"],
                                                    time.monotonic())
+                self.monitors[stream] = (InputMonitor(), [])
                 self.counts["streams_started"] += 1
             if not self.budgets[stream].admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
                 self.rate_limited[stream] += 1
@@ -224,6 +229,9 @@ class FeatureNode(ConsumerNode):
             self._drop(stream, exc.reason, str(exc))
             return None
         self._last_heard[stream] = time.monotonic()
+        monitor, channel_ids = self.monitors[stream]
+        monitor.update(samples)
+        channel_ids[:] = msg.channel_ids
         return samples
 
     def _drop(self, stream: str, reason: str, detail: str) -> None:
@@ -246,6 +254,7 @@ class FeatureNode(ConsumerNode):
                         getattr(self._retired, field.name) + getattr(pipeline.counters, field.name))
         self._last_heard.pop(stream, None)
         self.budgets.pop(stream, None)
+        self.monitors.pop(stream, None)
         self._stream_reported.pop(stream, None)
         for key in [key for key in self.block_seq if key[0] == stream]:
             del self.block_seq[key]
@@ -324,16 +333,20 @@ class FeatureNode(ConsumerNode):
         self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
         hurt = self.streams_hurt()
+        faults = {stream[:40]: "; ".join(found) for stream, (monitor, ids) in self.monitors.items()
+                  if (found := monitor.report(ids))}
+        faults = dict(list(faults.items())[:MAX_LISTED])
         level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["stamp_jumps"] or new["dropped"] \
-            or new["lost_in_transport"] else OK
+            or new["lost_in_transport"] or faults else OK
         reasons = ", ".join(f"{key} {new[key]}" for key in DROP_REASONS if new[key])
         message = (f"{totals['streams']} stream(s), {totals['frames']} frames, {self.published} blocks; last period: "
                    f"{new['received']} received, {new['dropped']} dropped{f' ({reasons})' if reasons else ''}, "
                    f"{new['seq_gaps']} gaps, {new['stamp_jumps']} stamp jumps, {new['restarts']} restarts, "
                    f"{new['lost_in_transport']} lost in transport; RTF {real_time_factor:.3f}"
-                   + (f"; streams hurt: {hurt}" if hurt else ""))
+                   + (f"; streams hurt: {hurt}" if hurt else "") + (f"; input problems: {faults}" if faults else ""))
         values = {**totals, "feature_set": self.params["feature_set"], "real_time_factor": f"{real_time_factor:.4f}",
-                  "streams_hurt": "; ".join(f"{stream}: {what}" for stream, what in hurt.items())}
+                  "streams_hurt": "; ".join(f"{stream}: {what}" for stream, what in hurt.items()),
+                  "input_problems": " | ".join(f"{stream}: {what}" for stream, what in faults.items())}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, self.params["input_topic"], values))
 
 
