@@ -180,6 +180,42 @@ def cmd_gain_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibration(args: argparse.Namespace) -> int:
+    import datetime
+    import shlex
+
+    from ser_robot.eval.calibration import (abstention_curve, expected_calibration_error, read_predictions,
+                                            reliability_diagram, softmax)
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curves, lines = {}, []
+    for path in args.predictions:
+        try:
+            predictions = read_predictions(path)
+        except (OSError, ValueError, KeyError) as error:
+            raise ConfigError(f"cannot read predictions {path}: {error}") from None
+        name = pathlib.Path(path).stem.removeprefix("predictions_")
+        probabilities = softmax(predictions.logits)
+        curves[name] = (probabilities, predictions.targets)
+        ece = expected_calibration_error(probabilities, predictions.targets)
+        lines += [f"## {name} ({len(predictions.targets)} utterances, `{path}`)", "",
+                  f"Expected calibration error (10 bins): {100 * ece:.1f} %", "",
+                  "| min_confidence | results kept | accuracy of those kept |", "|---:|---:|---:|"]
+        lines += [f"| {r['threshold']:.1f} | {100 * r['kept']:.1f} % | {100 * r['accuracy']:.1f} % |"
+                  for r in abstention_curve(probabilities, predictions.targets)]
+        lines.append("")
+        print(f"{name}: ECE {100 * ece:.1f} % over {len(predictions.targets)} utterances")
+    reliability_diagram(curves, out / "reliability.png")
+    command = shlex.join(["ser-robot", "calibration", *args.predictions, "--out", args.out])
+    header = ["# Calibration", "", f"- Command: `{command}`",
+              f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC", "",
+              "![reliability diagram](reliability.png)", ""]
+    (out / "README.md").write_text("\n".join(header + lines), encoding="utf-8")
+    print(f"report: {out / 'README.md'}")
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from ser_robot.audio.devices import list_input_devices
 
@@ -389,6 +425,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="level normalisations to compare (default: off agc)")
     p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
     p.set_defaults(func=cmd_gain_sweep)
+
+    p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "
+                                           "abstention (report folder)")
+    p.add_argument("predictions", nargs="+", help="categorical predictions CSV(s) (logit_<class> columns)")
+    p.add_argument("--out", required=True, help="report folder (README.md, reliability.png)")
+    p.set_defaults(func=cmd_calibration)
 
     p = sub.add_parser("devices", help="list audio input devices")
     p.set_defaults(func=cmd_devices)

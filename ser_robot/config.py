@@ -369,6 +369,9 @@ INFERENCE_PARAMS = (
               min=0.0, max=60.0),
     ParamSpec("min_speech_ratio", 0.2, "Window mode: a window with less speech than this fraction is speech=false.",
               min=0.0, max=1.0),
+    ParamSpec("min_confidence", 0.0, "A categorical result whose top probability is below this is published as "
+              "uncertain: speech true, label empty, confidence and probabilities kept (0 = always name a class; see "
+              "docs/results/calibration for what a threshold keeps).", min=0.0, max=1.0),
     ParamSpec("smoothing", 0.0, "Exponential smoothing of probabilities across results: weight of the previous "
               "value (0 = none).", min=0.0, max=0.99),
     ParamSpec("source_id", "", "Emotion.source_id; empty = the stream's frame_id."),

@@ -192,8 +192,9 @@ def expression_topic(source_id: str) -> str | None:
 
 
 def emotion_message(result: EmotionResult, frame_id: str, source_id: str, labels: tuple[str, ...],
-                    model_id: str) -> Emotion:
-    """The ``Emotion`` of ``result`` (stamped with its window end)."""
+                    model_id: str, min_confidence: float = 0.0) -> Emotion:
+    """The ``Emotion`` of ``result`` (stamped with its window end); a categorical result whose top
+    probability is below ``min_confidence`` is uncertain: its label stays empty (``Emotion.msg``)."""
     msg = Emotion()
     msg.header.stamp = seconds_to_time(result.window_end)
     msg.header.frame_id = frame_id
@@ -212,7 +213,8 @@ def emotion_message(result: EmotionResult, frame_id: str, source_id: str, labels
         return msg
     if len(prediction.probabilities):
         best = int(np.argmax(prediction.probabilities))
-        msg.label, msg.confidence = labels[best], float(prediction.probabilities[best])
+        msg.confidence = float(prediction.probabilities[best])
+        msg.label = labels[best] if msg.confidence >= min_confidence else ""
         msg.probabilities = [float(p) for p in prediction.probabilities]
     msg.arousal, msg.valence = float(prediction.arousal), float(prediction.valence)
     return msg
@@ -226,6 +228,8 @@ def result_line(msg: Emotion, latency_s: float) -> str:
         what = "(no speech)"
     elif msg.label:
         what = f"{msg.label:8s} {msg.confidence:5.2f}"
+    elif len(msg.probabilities):
+        what = f"{'uncertain':8s} {msg.confidence:5.2f}"
     else:
         what = f"arousal {msg.arousal:+.2f} valence {msg.valence:+.2f}"
     return f"{end}  {msg.source_id}  {length:4.1f} s  {what}  latency {latency_s * 1e3:6.1f} ms"
@@ -473,7 +477,8 @@ class InferenceNode(ConsumerNode):
     def _publish(self, stream: str, results: list[EmotionResult]) -> None:
         source_id = self.params["source_id"] or stream
         for result in results:
-            msg = emotion_message(result, stream, source_id, self.model.labels, self.model.model_id)
+            msg = emotion_message(result, stream, source_id, self.model.labels, self.model.model_id,
+                                  self.params["min_confidence"])
             self._emotion_publisher.publish(msg)
             self.published += 1
             if result.final:
@@ -481,7 +486,7 @@ class InferenceNode(ConsumerNode):
                 self.latency.values.append(latency)
                 if self.params["stdout"]:
                     print(result_line(msg, latency), flush=True)
-            if self._expression is not None and result.final and result.speech:
+            if self._expression is not None and result.final and result.speech and msg.label:
                 self._publish_expression(source_id, msg)
 
     def _publish_expression(self, source_id: str, emotion: Emotion) -> None:
