@@ -216,6 +216,85 @@ def cmd_calibration(args: argparse.Namespace) -> int:
     return 0
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+def _audio_files(paths: list[str]) -> list[pathlib.Path]:
+    """Files of ``paths``: audio files, folders (searched recursively) and manifests (``.jsonl``)."""
+    from ser_robot.data.manifest import read_manifest
+
+    files: list[pathlib.Path] = []
+    for given in paths:
+        path = pathlib.Path(given)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise ConfigError(f"no audio file ({', '.join(AUDIO_SUFFIXES)}) under folder {path}")
+            files += found
+        elif path.suffix == ".jsonl":
+            files += [pathlib.Path(u.path) for u in read_manifest(path, check_files=False)]
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path} does not exist; give audio files, folders or manifests (.jsonl)")
+    return files
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import io
+    import json
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from ser_robot.inference.model import EmotionModel
+    from ser_robot.inference.offline import predict_segments, predict_whole, read_audio
+
+    files = _audio_files(args.paths)
+    model = EmotionModel(args.model or None, device="cpu")
+    rows, failures = [], 0
+    for path in tqdm(files, desc="predict", unit="file", disable=not sys.stderr.isatty() or len(files) < 2):
+        try:
+            samples, rate = read_audio(path)
+            if args.segment == "whole":
+                spans = [(0.0, len(samples) / rate, predict_whole(model, samples, rate))]
+            else:
+                spans = [(r.window_start, r.window_end, r.prediction) for r in predict_segments(model, samples, rate)]
+        except SerRobotError as error:
+            failures += 1
+            print(f"ser-robot predict: skipped {path}: {error}", file=sys.stderr, flush=True)
+            continue
+        for start, end, prediction in spans:
+            row = {"file": str(path), "start_s": round(start, 3), "end_s": round(end, 3)}
+            if len(prediction.probabilities):
+                best = int(np.argmax(prediction.probabilities))
+                row.update(label=model.labels[best], confidence=round(float(prediction.probabilities[best]), 4),
+                           **{f"p_{c}": round(float(v), 4) for c, v in zip(model.labels, prediction.probabilities)})
+            else:
+                row.update(arousal=round(float(prediction.arousal), 4), valence=round(float(prediction.valence), 4))
+            rows.append({**row, "model_id": model.model_id})
+    if failures == len(files):
+        raise ConfigError(f"none of the {len(files)} file(s) could be read (each named above)")
+    if args.format == "json":
+        text = json.dumps(rows, indent=1) + "\n"
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["file"])
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    else:
+        keys = [k for k in (rows[0] if rows else {}) if k != "model_id"]
+        text = "\n".join(["  ".join(keys), *("  ".join(str(r[k]) for k in keys) for r in rows)]) + "\n"
+        text += f"model {model.model_id}; {len(rows)} result(s) from {len(files) - failures} file(s)\n"
+    if args.out:
+        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 1 if failures else 0
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     from ser_robot.audio.devices import list_input_devices
 
@@ -425,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="level normalisations to compare (default: off agc)")
     p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
     p.set_defaults(func=cmd_gain_sweep)
+
+    p = sub.add_parser("predict", help="what does the model hear in these recordings? (files, folders, manifests)")
+    p.add_argument("paths", nargs="+", help="audio files (any rate and channel count), folders, manifests (.jsonl)")
+    p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
+    p.add_argument("--segment", default="vad", choices=("vad", "whole"),
+                   help="vad: one result per speech segment, as the live node (default); whole: one per file")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json"))
+    p.add_argument("--out", default="", help="write the results to this file (default: standard output)")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "
                                            "abstention (report folder)")

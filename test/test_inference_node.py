@@ -14,30 +14,16 @@ def _seconds(t) -> float:
 
 
 def _offline_results(bag, checkpoint: str, settings):
-    """The library run over the recorded audio as one signal: features, VAD, segments, model."""
-    from ser_robot.config import validate_node_params
-    from ser_robot.features.pipeline import FeaturePipeline
-    from ser_robot.features.sets import create_extractor
-    from ser_robot.inference import EmotionModel, StreamInference
+    """``ser-robot predict``'s library over the recorded audio as one recording: features, VAD, segments, model."""
+    from ser_robot.inference import EmotionModel
+    from ser_robot.inference.offline import predict_segments
     from ser_robot.ros.conversions import audio_frame_samples
 
     frames = [m.deserialize() for m in read_messages(bag, ["/audio"])]
     assert [f.seq for f in frames] == list(range(len(frames))), "audio frames were lost on the way to the recorder"
     samples = np.concatenate([audio_frame_samples(f) for f in frames])
-    defaults = validate_node_params("features", {})  # the feature node's level normaliser, as the live run had it
-    pipeline = FeaturePipeline(create_extractor("egemaps"), block_frames=len(samples), vad=True,
-                               vad_block_windows=len(samples), level_normalization=defaults["level_normalization"],
-                               level_target_dbfs=defaults["level_target_dbfs"],
-                               level_time_constant_s=defaults["level_time_constant_s"])
-    features, vad = pipeline.push(samples, frames[0].sample_rate, 0, _seconds(frames[0].header.stamp))
-    more_features, more_vad = pipeline.finish()
-    engine = StreamInference(EmotionModel(checkpoint, "cpu"), settings)
-    results = []
-    for block in features + more_features:
-        results += engine.push_features(block.start_time, block.frames)
-    for block in vad + more_vad:
-        results += engine.push_vad(block.start_time, block.frames[:, 0])
-    return results + engine.finish()
+    return predict_segments(EmotionModel(checkpoint, "cpu"), samples, frames[0].sample_rate, settings,
+                            start=_seconds(frames[0].header.stamp))
 
 
 @pytest.mark.ros

@@ -175,6 +175,21 @@ class EmotionModel:
         return Prediction(np.zeros(0, np.float32), arousal, valence)
 
 
+    def predict_waveform(self, samples: np.ndarray, sample_rate: int) -> Prediction:
+        """One prediction for a whole recording: float samples ``(frames,)`` or ``(frames, channels)`` at
+        ``sample_rate`` Hz, through the feature node's front end (see :mod:`ser_robot.inference.offline`)."""
+        from ser_robot.inference.offline import predict_whole
+
+        samples = np.asarray(samples, dtype=np.float32)
+        return predict_whole(self, samples[:, None] if samples.ndim == 1 else samples, sample_rate)
+
+    def predict_file(self, path: str | pathlib.Path) -> Prediction:
+        """:meth:`predict_waveform` of an audio file (any rate and channel count soundfile reads)."""
+        from ser_robot.inference.offline import read_audio
+
+        return self.predict_waveform(*read_audio(path))
+
+
 def _check_finite(path: pathlib.Path, tensors: dict[str, Any]) -> None:
     """Raise :class:`CheckpointError` naming ``path`` and the first tensor holding NaN or infinity."""
     bad = [name for name, tensor in tensors.items()
