@@ -180,6 +180,31 @@ def cmd_gain_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import shlex
+
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.eval.offline_eval import evaluate_manifest, parse_condition, write_evaluation
+    from ser_robot.inference.model import EmotionModel
+
+    parse_condition(args.condition)  # a bad condition fails before the model loads
+    manifest = read_manifest(args.manifest)
+    utterances = [u for u in manifest if not args.sessions or u.session in args.sessions]
+    if not utterances:
+        raise ConfigError(f"no utterance of sessions {args.sessions} in {args.manifest}; its sessions are "
+                          f"{manifest.sessions}")
+    model = EmotionModel(args.model or None, device="cpu")
+    result = evaluate_manifest(model, utterances, args.condition, progress=sys.stderr.isatty())
+    command = shlex.join(["ser-robot", "evaluate", args.manifest, "--condition", args.condition, "--out", args.out,
+                          *(["--sessions", *args.sessions] if args.sessions else []),
+                          *(["--model", args.model] if args.model else [])])
+    report = write_evaluation(result, args.out, command)
+    print(f"{result['condition']}: {result['utterances']} utterances, UAR {100 * result['uar']:.1f} %, "
+          f"accuracy {100 * result['accuracy']:.1f} %, macro-F1 {100 * result['macro_f1']:.1f} %")
+    print(f"report: {report}")
+    return 0
+
+
 def cmd_calibration(args: argparse.Namespace) -> int:
     import datetime
     import shlex
@@ -513,6 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=("table", "csv", "json"))
     p.add_argument("--out", default="", help="write the results to this file (default: standard output)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint on a manifest offline (report folder)")
+    p.add_argument("manifest", help="corpus manifest (JSON Lines) with labels")
+    p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
+    p.add_argument("--condition", default="clean", help="clean (default) or gain=DB (every utterance scaled by DB)")
+    p.add_argument("--sessions", nargs="*", default=[], help="only these sessions (default: all)")
+    p.add_argument("--out", required=True, help="report folder (README.md, metrics.json, predictions.csv, confusion.png)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "
                                            "abstention (report folder)")

@@ -81,3 +81,15 @@ def test_bad_input_is_named_and_skipped(utterances, tmp_path):
     assert empty.returncode == 2 and "no audio file" in empty.stderr
     missing = ser_robot("predict", str(tmp_path / "nowhere.wav"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_evaluate_command_scores_a_manifest(tiny_corpus, tmp_path):
+    done = ser_robot("evaluate", str(tiny_corpus), "--sessions", "s01", "--condition", "gain=-10",
+                     "--out", str(tmp_path / "eval"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["utterances"] == 16 and metrics["condition"] == "gain=-10" and 0 <= metrics["uar"] <= 1
+    assert np.sum(metrics["confusion"]) == 16 and (tmp_path / "eval" / "confusion.png").stat().st_size > 0
+    assert "UAR" in (tmp_path / "eval" / "README.md").read_text()
+    bad = ser_robot("evaluate", str(tiny_corpus), "--condition", "loud", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "condition 'loud': use clean or gain=DB" in bad.stderr

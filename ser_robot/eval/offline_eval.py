@@ -1,0 +1,106 @@
+"""Offline evaluation of a checkpoint on a manifest: each utterance through the feature node's front
+end and the model (:func:`~ser_robot.inference.offline.predict_whole`), scored against its label.
+
+Conditions (``condition``): ``clean`` (as recorded) or ``gain=DB`` (every utterance scaled by DB
+decibels, float: nothing clips). Each utterance is its own stream, so the level normaliser sees
+it from its start. The report folder holds ``README.md`` (scores, per-class recall, confusion),
+``metrics.json``, ``predictions.csv`` and ``confusion.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+from ser_robot.errors import ConfigError
+
+__all__ = ["parse_condition", "evaluate_manifest", "write_evaluation"]
+
+
+def parse_condition(text: str) -> float:
+    """The gain (dB) of a condition: ``clean`` (0) or ``gain=DB``; :class:`ConfigError` otherwise."""
+    if text == "clean":
+        return 0.0
+    if text.startswith("gain="):
+        try:
+            gain = float(text[len("gain="):])
+        except ValueError:
+            gain = float("nan")
+        if np.isfinite(gain) and -60 <= gain <= 40:
+            return gain
+    raise ConfigError(f"condition {text!r}: use clean or gain=DB with DB in -60..40 (e.g. gain=-20)")
+
+
+def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "clean",
+                      progress: bool = False) -> dict[str, Any]:
+    """Scores and per-utterance predictions of categorical ``model`` on ``utterances`` under ``condition``."""
+    from tqdm import tqdm
+
+    from ser_robot.eval.metrics import classification_report
+    from ser_robot.inference.offline import predict_whole, read_audio
+
+    if not model.labels:
+        raise ConfigError(f"model {model.model_id} is dimensional; ser-robot evaluate scores categorical models")
+    gain = np.float32(10 ** (parse_condition(condition) / 20))
+    outside = sorted({u.label for u in utterances} - set(model.labels))
+    if outside:
+        raise ConfigError(f"labels {outside} of the manifest are not classes of model {model.model_id} "
+                          f"{list(model.labels)}")
+    rows = []
+    for utterance in tqdm(utterances, desc="evaluate", unit="utt", disable=not progress):
+        samples, rate = read_audio(utterance.path)
+        probabilities = predict_whole(model, samples * gain, rate).probabilities
+        rows.append({"id": utterance.id, "speaker": utterance.speaker, "true": utterance.label,
+                     "predicted": model.labels[int(np.argmax(probabilities))],
+                     **{f"p_{c}": float(p) for c, p in zip(model.labels, probabilities)}})
+    report = classification_report([r["true"] for r in rows], [r["predicted"] for r in rows], list(model.labels))
+    return {"model_id": model.model_id, "condition": condition, "utterances": len(rows),
+            "uar": report["uar"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+            "recall": report["recall"], "labels": list(model.labels),
+            "confusion": np.asarray(report["confusion_matrix"]).tolist(), "predictions": rows}
+
+
+def write_evaluation(result: dict[str, Any], out: str | pathlib.Path, command: str) -> pathlib.Path:
+    """The report folder of :func:`evaluate_manifest`'s ``result``; returns its ``README.md``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, labels = result["predictions"], result["labels"]
+    with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "metrics.json").write_text(json.dumps({k: v for k, v in result.items() if k != "predictions"} |
+                                                 {"command": command}, indent=2) + "\n", encoding="utf-8")
+    confusion = np.asarray(result["confusion"])
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(confusion, cmap="Blues")
+    for (i, j), n in np.ndenumerate(confusion):
+        ax.text(j, i, str(n), ha="center", va="center")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{result['condition']}: UAR {100 * result['uar']:.1f} %")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=100)
+    plt.close(fig)
+    lines = [f"# Evaluation of {result['model_id']} ({result['condition']})", "", f"- Command: `{command}`",
+             f"- {result['utterances']} utterances: UAR {100 * result['uar']:.1f} %, accuracy "
+             f"{100 * result['accuracy']:.1f} %, macro-F1 {100 * result['macro_f1']:.1f} %", "",
+             "| class | recall |", "|---|---:|",
+             *(f"| {c} | {100 * r:.1f} % |" for c, r in result["recall"].items()), "",
+             "Confusion (rows true, columns predicted):", "", "| | " + " | ".join(labels) + " |",
+             "|---|" + "---:|" * len(labels),
+             *(f"| {labels[i]} | " + " | ".join(str(n) for n in row) + " |" for i, row in enumerate(confusion)),
+             "", "![confusion](confusion.png)", ""]
+    (out / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    return out / "README.md"
