@@ -83,8 +83,8 @@ VAD_FEATURE_SET = "silero-vad"
 # Why a received AudioFrame was dropped (each is a diagnostics key; see the module docstring).
 DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "rate_limited", "out_of_order", "internal_error")
 WARN_PERIOD_S = 5.0  # at most one warning about dropped frames per period, s
-_STREAM_KEYS = ("chunks", "seq_gaps", "gaps_concealed", "samples_lost", "seq_resets", "format_changes", "stamp_jumps", "restarts",
-                "frames")
+_STREAM_KEYS = ("chunks", "seq_gaps", "gaps_concealed", "samples_lost", "seq_resets", "format_changes",
+                "stamp_jumps", "restarts", "frames")
 _HURT_KEYS = ("seq_gaps", "seq_resets", "format_changes", "stamp_jumps", "out_of_order")  # per-stream, per period
 MAX_LISTED = 8  # streams named in streams_hurt per period
 
