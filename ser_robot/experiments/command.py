@@ -52,8 +52,13 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(tables.markdown)
         print(f"rebuilt {len(tables.files)} files in {out}")
         return 0
+    import signal
+
     from ser_robot.experiments.runner import run_experiment
 
+    # Ctrl-C (SIGINT) stops a run, which resumes later, even when it was started where SIGINT is ignored: a
+    # non-interactive shell's background job inherits SIG_IGN, and training/gpu_burst.py stops runs with SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     result = run_experiment(args.path, out=args.out, workers=args.workers, progress=not args.no_progress,
                             cache=args.cache, launcher=args.launcher, ray_address=args.ray_address,
                             gpus_per_job=args.gpus_per_job)

@@ -70,13 +70,13 @@ def write_readme(results_dir: pathlib.Path, experiment: Mapping[str, Any], markd
         "",
         "## How it was run",
         "",
-        *([] if info else ["**In progress**: these are the results of the jobs finished so far (the run has not "
-                           "ended, or was interrupted); the same command resumes it.", ""]),
+        *([] if info.get("finished") else ["**In progress**: these are the results of the jobs finished so far (the "
+                                           "run has not ended, or was interrupted); the same command resumes it.", ""]),
         "```",
         info.get("command", "(unknown: results rebuilt without run_info.json)"),
         "```",
         "",
-        f"- date: {info.get('finished', info.get('started', 'unknown'))} (started {info.get('started', 'unknown')})",
+        f"- date: {info.get('finished') or info.get('started', 'unknown')} (started {info.get('started', 'unknown')})",
         f"- machine: {machine.get('host', '?')}, {machine.get('cpu', '?')}, {machine.get('cpu_count', '?')} cores, "
         f"{machine.get('os', '?')}; Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}"
         + (f", GPU {machine['cuda']}" if machine.get("cuda") else ", no GPU"),

@@ -401,6 +401,11 @@ def run_experiment(path: str | pathlib.Path, out: str | pathlib.Path | None = No
         if launcher != "local":
             command += f" --launcher {launcher}"
     shutil.copyfile(path, out_dir / "experiment.yaml")
+    # Written now, so that the README of an unfinished run (scripts/commit_results.sh) names its command,
+    # start and machine; completed (finished, job counts) at the end.
+    (out_dir / "run_info.json").write_text(json.dumps(
+        {"command": command, "started": start_date, "finished": None, "workers": workers, "launcher": launcher,
+         "machine": machine_info()}, indent=2) + "\n", encoding="utf-8")
     (out_dir / "experiment.resolved.json").write_text(json.dumps(experiment.to_dict(), indent=2) + "\n",
                                                       encoding="utf-8")
 
