@@ -54,14 +54,13 @@ def rss_mb(pid: int) -> float:
 
 def corpus_speech(manifest: Path, utterances: int = 20) -> np.ndarray:
     """The first ``utterances`` of a corpus at 16 kHz, each followed by 1 s of silence, as two ears ``(frames, 2)``."""
-    import soundfile
-
     from ser_robot.audio.resample import resample
     from ser_robot.data.manifest import read_manifest
+    from ser_robot.inference.offline import read_audio
 
     parts = []
     for utterance in list(read_manifest(manifest))[:utterances]:
-        audio, rate = soundfile.read(utterance.path, dtype="float32", always_2d=True)
+        audio, rate = read_audio(utterance.path)
         parts += [resample(audio.mean(axis=1), rate, RATE).astype(np.float32), np.zeros(RATE, np.float32)]
     mono = np.concatenate(parts)
     return np.stack([mono, 0.7 * mono], axis=1)

@@ -150,21 +150,28 @@ def cmd_evaluate_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_utterances(manifest_path: str, sessions: Sequence[str]) -> list:
+    """The utterances of a manifest, only those of ``sessions`` when given; :class:`ConfigError` if none."""
+    from ser_robot.data.manifest import read_manifest
+
+    manifest = read_manifest(manifest_path)
+    utterances = [u for u in manifest if not sessions or u.session in sessions]
+    if not utterances:
+        raise ConfigError(f"no utterance of sessions {list(sessions)} in {manifest_path}; its sessions are "
+                          f"{manifest.sessions}")
+    return utterances
+
+
 def cmd_gain_sweep(args: argparse.Namespace) -> int:
     import datetime
     import platform
     import shlex
 
-    from ser_robot.data.manifest import read_manifest
     from ser_robot.eval.gain_sweep import gain_sweep, write_sweep_report
     from ser_robot.inference.model import EmotionModel
 
     model = EmotionModel(args.model or None, device="cpu")
-    manifest = read_manifest(args.manifest)
-    utterances = [u for u in manifest if not args.sessions or u.session in args.sessions]
-    if not utterances:
-        raise ConfigError(f"no utterance of sessions {args.sessions} in {args.manifest}; its sessions are "
-                          f"{manifest.sessions}")
+    utterances = _session_utterances(args.manifest, args.sessions)
     sweeps = {level: gain_sweep(model, utterances, level=level) for level in args.levels}
     command = shlex.join(["ser-robot", "gain-sweep", args.manifest, "--out", args.out, "--sessions", *args.sessions,
                           "--levels", *args.levels, *(["--model", args.model] if args.model else [])])
@@ -183,16 +190,11 @@ def cmd_gain_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
 
-    from ser_robot.data.manifest import read_manifest
     from ser_robot.eval.offline_eval import evaluate_manifest, parse_condition, write_evaluation
     from ser_robot.inference.model import EmotionModel
 
     parse_condition(args.condition)  # a bad condition fails before the model loads
-    manifest = read_manifest(args.manifest)
-    utterances = [u for u in manifest if not args.sessions or u.session in args.sessions]
-    if not utterances:
-        raise ConfigError(f"no utterance of sessions {args.sessions} in {args.manifest}; its sessions are "
-                          f"{manifest.sessions}")
+    utterances = _session_utterances(args.manifest, args.sessions)
     model = EmotionModel(args.model or None, device="cpu")
     result = evaluate_manifest(model, utterances, args.condition, progress=sys.stderr.isatty())
     command = shlex.join(["ser-robot", "evaluate", args.manifest, "--condition", args.condition, "--out", args.out,

@@ -35,6 +35,16 @@ def virtual_ears():
         yield ears
 
 
+class Recorder:
+    """Stands in for a node's publisher in tests that call its callbacks directly: keeps what is published."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    def publish(self, msg) -> None:
+        self.messages.append(msg)
+
+
 def ser_robot(*args: str, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
     """Run the ser-robot command (this checkout) and capture its output."""
     return subprocess.run(

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import Recorder
 from ser_robot.eval.gain_sweep import GAINS_DB, gain_sweep
 
 MAX_UAR_CHANGE = 0.03  # UAR at every gain within 3 points of its 0 dB value
@@ -63,12 +64,6 @@ def test_gain_sweep_through_the_feature_node(rclpy_context, held_out_voices, def
     from ser_robot.ros.runner import parameter_overrides
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.messages = []
-
-        def publish(self, msg) -> None:
-            self.messages.append(msg)
 
     params = validate_node_params("features", {"feature_set": default_model.feature_set, "vad": False,
                                                "max_stream_speed": 0.0})

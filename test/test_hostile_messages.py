@@ -16,6 +16,7 @@ import pytest
 import torch
 from rclpy.lifecycle import TransitionCallbackReturn
 
+from conftest import Recorder
 from hostile import (
     AUDIO_KINDS,
     FEATURE_KINDS,
@@ -45,16 +46,6 @@ def speech(seconds: float = 2.0, rate: int = RATE) -> np.ndarray:
     phase = 2 * np.pi * np.cumsum(140 + 30 * np.sin(2 * np.pi * 0.7 * t)) / rate
     mono = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.3 + 0.2 * np.sin(2 * np.pi * 2 * t) ** 2) * 0.2
     return np.stack([mono, 0.7 * mono], axis=1).astype(np.float32)
-
-
-class Recorder:
-    """Stands in for a publisher: keeps what is published."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    def publish(self, msg) -> None:
-        self.messages.append(msg)
 
 
 def feature_node(name: str, **overrides):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import Recorder
 from ser_robot.audio.input_check import InputMonitor
 
 RATE = 16000
@@ -55,12 +56,6 @@ def test_feature_node_flags_a_clipped_stream_on_diagnostics(rclpy_context):
     from ser_robot.ros.feature_node import FeatureNode
     from ser_robot.ros.runner import parameter_overrides
 
-    class Recorder:
-        def __init__(self) -> None:
-            self.messages = []
-
-        def publish(self, msg) -> None:
-            self.messages.append(msg)
 
     params = validate_node_params("features", {"feature_set": "logmel_latif2020", "vad": False})
     node = FeatureNode("input_check_features", parameter_overrides=parameter_overrides(params))

@@ -4,17 +4,10 @@ import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
 
+from conftest import Recorder
 from hostile import audio_frame
 
 pytestmark = pytest.mark.ros
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    def publish(self, msg) -> None:
-        self.messages.append(msg)
 
 
 def test_levels_and_malformed_frames(rclpy_context):

@@ -68,9 +68,8 @@ FramesOf = Callable[[np.ndarray, list[Span]], list[np.ndarray]]
 def speaker_streams(utterances: Sequence[Any], sample_rate: int, pause_s: float = 1.0,
                     seed: int = 0) -> list[tuple[np.ndarray, list[Span]]]:
     """One mono stream per speaker (sorted): its utterances in a seeded order, ``pause_s`` of silence after each."""
-    import soundfile
-
     from ser_robot.audio.resample import resample
+    from ser_robot.inference.offline import read_audio
 
     rng = np.random.default_rng(seed)
     pause = np.zeros(round(pause_s * sample_rate), np.float32)
@@ -79,7 +78,7 @@ def speaker_streams(utterances: Sequence[Any], sample_rate: int, pause_s: float 
         own = [u for u in utterances if u.speaker == speaker]
         parts, spans, at = [], [], 0
         for index in rng.permutation(len(own)):
-            audio, audio_rate = soundfile.read(own[index].path, dtype="float32", always_2d=True)
+            audio, audio_rate = read_audio(own[index].path)
             mono = resample(audio.mean(axis=1), audio_rate, sample_rate).astype(np.float32)
             parts += [mono, pause]
             spans.append((at, at + len(mono), own[index].label))

@@ -89,6 +89,18 @@ _HURT_KEYS = ("seq_gaps", "seq_resets", "format_changes", "stamp_jumps", "out_of
 MAX_LISTED = 8  # streams named in streams_hurt per period
 
 
+@dataclasses.dataclass
+class _StreamGuard:
+    """What the node keeps per stream besides its pipeline: its budget, its input monitor, and the counts
+    behind ``streams_hurt`` (frames refused by the budget this period; pipeline counters at the last report)."""
+
+    budget: AudioBudget
+    monitor: InputMonitor = dataclasses.field(default_factory=InputMonitor)
+    channel_ids: list[str] = dataclasses.field(default_factory=list)
+    rate_limited: int = 0
+    reported: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
 def block_message(block: FeatureBlock, seq: int, frame_id: str, feature_set: str, frame_rate: float,
                   names: list[str]) -> FeatureFrames:
     """A ``FeatureFrames`` message holding ``block``, stamped with its first frame's start time."""
@@ -116,10 +128,7 @@ class FeatureNode(ConsumerNode):
         super().__init__(node_name or self.KIND, **kwargs)
         declare_parameters(self, self.KIND)
         self.pipelines: dict[str, FeaturePipeline] = {}
-        self.budgets: dict[str, AudioBudget] = {}
-        self.monitors: dict[str, tuple[InputMonitor, list[str]]] = {}  # stream -> its monitor, its channel ids
-        self.rate_limited: Counter[str] = Counter()  # stream -> frames refused by its budget (this period)
-        self._stream_reported: dict[str, dict[str, int]] = {}  # stream -> its _HURT_KEYS at the previous report
+        self.stream_guards: dict[str, _StreamGuard] = {}  # the streams of self.pipelines
         self.block_seq: dict[tuple[str, str], int] = {}
         self.counts: Counter[str] = Counter()  # received, DROP_REASONS, streams_started, streams_expired
         self.published = 0
@@ -217,21 +226,20 @@ class FeatureNode(ConsumerNode):
                     raise AudioFrameRejected("too_many_streams", f"{len(self.pipelines)} streams open already "
                                                                  f"(max_streams); new streams wait for one to expire")
                 self.pipelines[stream] = self._pipeline()
-                self.budgets[stream] = AudioBudget(self.params["max_stream_speed"], self.params["stream_burst_s"],
-                                                   time.monotonic())
-                self.monitors[stream] = (InputMonitor(), [])
+                self.stream_guards[stream] = _StreamGuard(AudioBudget(self.params["max_stream_speed"],
+                                                               self.params["stream_burst_s"], time.monotonic()))
                 self.counts["streams_started"] += 1
-            if not self.budgets[stream].admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
-                self.rate_limited[stream] += 1
+            guard = self.stream_guards[stream]
+            if not guard.budget.admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
+                guard.rate_limited += 1
                 raise AudioFrameRejected("rate_limited", f"the stream brought more than max_stream_speed = "
                                                          f"{self.params['max_stream_speed']:g} x real time")
         except AudioFrameRejected as exc:
             self._drop(stream, exc.reason, str(exc))
             return None
         self._last_heard[stream] = time.monotonic()
-        monitor, channel_ids = self.monitors[stream]
-        monitor.update(samples)
-        channel_ids[:] = msg.channel_ids
+        guard.monitor.update(samples)
+        guard.channel_ids[:] = msg.channel_ids
         return samples
 
     def _drop(self, stream: str, reason: str, detail: str) -> None:
@@ -253,9 +261,7 @@ class FeatureNode(ConsumerNode):
                 setattr(self._retired, field.name,
                         getattr(self._retired, field.name) + getattr(pipeline.counters, field.name))
         self._last_heard.pop(stream, None)
-        self.budgets.pop(stream, None)
-        self.monitors.pop(stream, None)
-        self._stream_reported.pop(stream, None)
+        self.stream_guards.pop(stream, None)
         for key in [key for key in self.block_seq if key[0] == stream]:
             del self.block_seq[key]
 
@@ -309,14 +315,12 @@ class FeatureNode(ConsumerNode):
         ``MAX_LISTED``, the most hurt first), e.g. ``{"head": "3 seq_gaps, 12 rate_limited"}``."""
         hurt: dict[str, dict[str, int]] = {}
         for stream, pipeline in self.pipelines.items():
+            guard = self.stream_guards[stream]
             now = {key: getattr(pipeline.counters, key) for key in _HURT_KEYS}
-            before = self._stream_reported.get(stream, {})
-            self._stream_reported[stream] = now
-            new = {key: now[key] - before.get(key, 0) for key in _HURT_KEYS}
-            new["rate_limited"] = self.rate_limited[stream]
+            new = {key: now[key] - guard.reported.get(key, 0) for key in _HURT_KEYS}
+            new["rate_limited"], guard.rate_limited, guard.reported = guard.rate_limited, 0, now
             if any(new.values()):
                 hurt[stream] = new
-        self.rate_limited.clear()
         worst = sorted(hurt, key=lambda stream: -sum(hurt[stream].values()))[:MAX_LISTED]
         return {stream[:40]: ", ".join(f"{n} {key}" for key, n in hurt[stream].items() if n) for stream in worst}
 
@@ -333,8 +337,8 @@ class FeatureNode(ConsumerNode):
         self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
         hurt = self.streams_hurt()
-        faults = {stream[:40]: "; ".join(found) for stream, (monitor, ids) in self.monitors.items()
-                  if (found := monitor.report(ids))}
+        faults = {stream[:40]: "; ".join(found) for stream, guard in self.stream_guards.items()
+                  if (found := guard.monitor.report(guard.channel_ids))}
         faults = dict(list(faults.items())[:MAX_LISTED])
         level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["stamp_jumps"] or new["dropped"] \
             or new["lost_in_transport"] or faults else OK
