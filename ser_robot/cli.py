@@ -93,13 +93,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.signals import SignalHandlerOptions
 
+    from ser_robot.ros import middleware
     from ser_robot.ros.player import BagPlayer
     from ser_robot.ros.runner import StopOnSignal
 
     # rclpy's own handlers would swallow SIGTERM; ours stop playback at once, even mid-gap.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    middleware.init()
     try:
         with StopOnSignal() as stop:
             player = BagPlayer(

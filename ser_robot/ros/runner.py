@@ -25,10 +25,10 @@ import rclpy.logging
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
 from ser_robot.config import SOURCE_NODES, RunConfig
+from ser_robot.ros import middleware
 from ser_robot.errors import ConfigError, SerRobotError
 
 __all__ = ["NodeSet", "NODE_CLASSES", "StopOnSignal", "check_pipeline", "create_nodes", "node_class",
@@ -238,7 +238,7 @@ def run(
     running out (non-looping files), the recorder finishing or ``until()`` returning True.
     Returns a process exit code (0); a :class:`SerRobotError` (a pipeline refused, a node that
     failed to start) is raised after the nodes are stopped, for the command to report."""
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    middleware.init()
     nodes: NodeSet | None = None
     try:
         with StopOnSignal() as stop:
@@ -263,7 +263,7 @@ def run(
 def spin_single(node_class: type, argv: Sequence[str]) -> int:
     """Entry point of one node for ``ros2 run`` / launch: init with ``argv`` (``--ros-args``
     included), configure and activate, spin until SIGINT/SIGTERM."""
-    rclpy.init(args=list(argv), signal_handler_options=SignalHandlerOptions.NO)
+    middleware.init(argv)
     nodes: NodeSet | None = None
     try:
         with StopOnSignal() as stop:
