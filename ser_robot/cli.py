@@ -343,7 +343,7 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     manifest = generate_corpus(args.out, speakers=args.speakers, sentences=args.sentences, seed=args.seed,
-                               workers=args.workers)
+                               workers=args.workers, voices=args.voices)
     hours = manifest.total_duration_s() / 3600
     print(f"{len(manifest)} utterances, {len(manifest.speakers)} speakers, {hours:.2f} h of speech "
           f"in {time.monotonic() - start:.0f} s; manifest: {args.out}/manifest.jsonl")
@@ -566,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth-corpus", help="generate the synthetic emotional speech corpus (TTS voices, 4 classes)")
     p.add_argument("--out", required=True, help="folder for wav/ and manifest.jsonl")
     p.add_argument("--speakers", type=int, default=10, help="number of voices (default 10, like IEMOCAP)")
+    p.add_argument("--voices", choices=("core", "diverse"), default="core",
+                   help="voice set: core (12 English voices, the experiments') or diverse (48 voices, espeak-ng "
+                        "and flite, English, German, French, Spanish: the default model's)")
     p.add_argument("--sentences", type=int, default=100, help="sentences per speaker and class (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")

@@ -17,8 +17,9 @@ from ser_robot.data.manifest import EMOTIONS, read_manifest
 from ser_robot.data.synth.corpus import generate_corpus
 from ser_robot.data.synth.prosody import PROFILES, draw_prosody
 from ser_robot.data.synth.render import render_utterance
-from ser_robot.data.synth.sentences import SENTENCES
-from ser_robot.data.synth.voices import SAMPLE_RATE, VOICES, Phrase, available_voices, voice_by_id
+from ser_robot.data.synth.sentences import SENTENCES, sentences_for
+from ser_robot.data.synth.voices import (SAMPLE_RATE, VOICES, Phrase, available_voices, diverse_voices,
+                                         voice_by_id)
 from ser_robot.features.pitch import yin
 
 SPEAKERS = 4  # two sessions: flite slt/awb, espeak en-us+f2, flite rms (pitch by the speed trick)
@@ -47,10 +48,49 @@ def test_at_least_ten_speakers_in_female_male_sessions():
 def test_sentences_are_many_unique_and_neutral():
     assert len(SENTENCES) >= 100 and len(set(SENTENCES)) == len(SENTENCES)
     emotional = re.compile(r"\b(angry|anger|happy|happiness|sad|sadness|glad|upset|love|hate|afraid|"
-                           r"wonderful|terrible|awful|great|lovely|cry|laugh)\b", re.IGNORECASE)
-    for sentence in SENTENCES:
-        assert sentence.endswith(".") and not re.search(r"[!?0-9]", sentence), sentence
-        assert not emotional.search(sentence), sentence
+                           r"wonderful|terrible|awful|great|lovely|cry|laugh|"  # and the other languages'
+                           r"wütend|glücklich|traurig|froh|fâché|heureux|heureuse|triste|content|"
+                           r"enfadado|feliz|contento|alegre)\b", re.IGNORECASE)
+    for language in ("en", "de", "fr", "es"):
+        sentences = sentences_for(language)
+        assert len(sentences) >= 30 and len(set(sentences)) == len(sentences), language
+        for sentence in sentences:
+            assert sentence.endswith(".") and not re.search(r"[!?¡¿0-9]", sentence), sentence
+            assert not emotional.search(sentence), sentence
+
+
+def test_diverse_voices_hold_out_whole_engines_and_languages():
+    """The default model's voice set: many voices, F/M sessions of one engine and language each."""
+    voices = diverse_voices()
+    assert voices == diverse_voices()  # deterministic
+    assert len(voices) >= 40 and len({v.id for v in voices}) == len(voices)
+    assert len({(v.engine, v.name, v.warp) for v in voices}) == len(voices)
+    by_language = {lang: [v for v in voices if v.language == lang] for lang in {v.language for v in voices}}
+    assert set(by_language) == {"en", "de", "fr", "es"}
+    assert all(len(group) >= 4 for group in by_language.values())
+    assert {v.engine for v in voices} == {"espeak-ng", "flite"}
+    assert all(v.language == "en" for v in voices if v.engine == "flite")
+    sessions: dict[str, set] = {}
+    for voice in voices:
+        sessions.setdefault(voice.session, set()).add((voice.engine, voice.language))
+    assert all(len(kinds) == 1 for kinds in sessions.values())  # a session never mixes engines or languages
+    assert min(v.warp for v in voices) < 0.95 and max(v.warp for v in voices) > 1.05
+
+
+def test_warp_scales_pitch_and_keeps_duration():
+    """warp 1.08: F0 up by 12*log2(1.08) = 1.33 semitones, duration within 5 %."""
+    base = voice_by_id("s02f_us_f2")
+    warped = type(base)(**{**base.__dict__, "id": "warped", "warp": 1.08})
+    text = "The library opens at nine each morning"
+
+    def measure(voice):
+        samples = voice.render([Phrase(text)])
+        f0, voiced = yin(torch.from_numpy(samples), SAMPLE_RATE)
+        return float(torch.median(12 * torch.log2(f0[voiced] / 27.5))), len(samples) / SAMPLE_RATE
+
+    (base_st, base_s), (warp_st, warp_s) = measure(base), measure(warped)
+    assert 0.8 < warp_st - base_st < 1.9
+    assert abs(warp_s / base_s - 1) < 0.05
 
 
 @pytest.mark.parametrize("voice_id", ["s01f_slt", "s02f_us_f2", "s02m_rms", "s03m_kal"])

@@ -126,8 +126,11 @@ def gain_sweep(model: Any, utterances: Sequence[Any], gains_db: Sequence[float] 
         for stream, spans in streams:
             scaled = stream * np.float32(10 ** (gain / 20))
             peak = max(peak, float(np.max(np.abs(scaled))))
+            statistics = model.new_stream()  # a speaker-normalised model learns the speaker as it goes
             for frames in frames_of(scaled, spans):
-                predicted.append(model.labels[int(np.argmax(model.predict(frames).probabilities))])
+                predicted.append(model.labels[int(np.argmax(model.predict(frames, statistics).probabilities))])
+                if statistics is not None:
+                    statistics.update(torch.from_numpy(frames))
         sweep.predictions[gain] = predicted
         sweep.peak_dbfs[gain] = 20 * np.log10(peak) if peak > 0 else -np.inf
     return sweep

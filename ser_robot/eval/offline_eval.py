@@ -2,8 +2,11 @@
 end and the model (:func:`~ser_robot.inference.offline.predict_whole`), scored against its label.
 
 Conditions (``condition``): ``clean`` (as recorded) or ``gain=DB`` (every utterance scaled by DB
-decibels, float: nothing clips). Each utterance is its own stream, so the level normaliser sees
-it from its start. The report folder holds ``README.md`` (scores, per-class recall, confusion),
+decibels, float: nothing clips). Each utterance is its own stream for the level normaliser, which
+sees it from its start. For a model trained with speaker normalisation, one speaker's utterances
+form one stream of statistics, in manifest order, as a robot listening to that person would build
+them: each utterance is scored with the statistics of the ones before it
+(:class:`~ser_robot.features.stream_normalization.StreamNormalizer`). The report folder holds ``README.md`` (scores, per-class recall, confusion),
 ``metrics.json``, ``predictions.csv`` and ``confusion.png``.
 """
 
@@ -50,10 +53,12 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
     if outside:
         raise ConfigError(f"labels {outside} of the manifest are not classes of model {model.model_id} "
                           f"{list(model.labels)}")
-    rows = []
+    rows, streams = [], {}
     for utterance in tqdm(utterances, desc="evaluate", unit="utt", disable=not progress):
         samples, rate = read_audio(utterance.path)
-        probabilities = predict_whole(model, samples * gain, rate).probabilities
+        if utterance.speaker not in streams:
+            streams[utterance.speaker] = model.new_stream()
+        probabilities = predict_whole(model, samples * gain, rate, stream=streams[utterance.speaker]).probabilities
         rows.append({"id": utterance.id, "speaker": utterance.speaker, "true": utterance.label,
                      "predicted": model.labels[int(np.argmax(probabilities))],
                      **{f"p_{c}": float(p) for c, p in zip(model.labels, probabilities)}})

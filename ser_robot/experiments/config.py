@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ser_robot.config import read_yaml_mapping
+from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
 
 __all__ = [
@@ -275,10 +276,15 @@ def _corpus(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
         manifest = str(resolve_input(_str(name, "manifest", data["manifest"]), base))
     else:
         spec = _mapping(name, "synth", data["synth"])
-        _check_keys(f"{name}: synth", spec, ("speakers", "sentences", "seed"), ("speakers", "sentences"))
+        _check_keys(f"{name}: synth", spec, ("speakers", "sentences", "seed", "voices"), ("speakers", "sentences"))
         synth = {"speakers": _int(f"{name}: synth", "speakers", spec["speakers"], 2),
                  "sentences": _int(f"{name}: synth", "sentences", spec["sentences"], 1),
                  "seed": _int(f"{name}: synth", "seed", spec.get("seed", 0), 0)}
+        voices = _str(f"{name}: synth", "voices", spec.get("voices", "core"))
+        if voices not in VOICE_SETS:
+            raise ConfigError(f"{name}: synth: voices must be one of {list(VOICE_SETS)}, got {voices!r}")
+        if voices != "core":  # absent for the experiments' core set: their resolved configurations stay as they were
+            synth["voices"] = voices
     robot = _str(name, "robot", data.get("robot"), optional=True)
     if robot is not None:
         if manifest is None:

@@ -75,14 +75,15 @@ def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int
 
     if corpus.synth is not None:
         spec = corpus.synth
-        folder = root / f"synth_{spec['speakers']}x{spec['sentences']}_s{spec['seed']}"
+        voices = spec.get("voices", "core")
+        folder = root / f"synth_{'' if voices == 'core' else voices + '_'}{spec['speakers']}x{spec['sentences']}_s{spec['seed']}"
         manifest = folder / "corpus" / "manifest.jsonl"
         if not _corpus_ready(folder / "corpus", spec):
             from ser_robot.data.synth.corpus import generate_corpus
 
             log.info("generating the synthetic corpus into %s", folder / "corpus")
             generate_corpus(folder / "corpus", speakers=spec["speakers"], sentences=spec["sentences"], seed=spec["seed"],
-                            workers=workers, progress=progress)
+                            workers=workers, progress=progress, voices=voices)
     else:
         manifest = pathlib.Path(corpus.manifest)  # type: ignore[arg-type]
         folder = root / f"{manifest.parent.name or 'corpus'}_{_short_hash(str(manifest.resolve()))}"
@@ -116,7 +117,7 @@ def _corpus_ready(folder: pathlib.Path, spec: dict[str, int]) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return (data.get("seed") == spec["seed"] and len(data.get("speakers", [])) == spec["speakers"]
-            and data.get("sentences") == spec["sentences"])
+            and data.get("sentences") == spec["sentences"] and data.get("voices", "core") == spec.get("voices", "core"))
 
 
 def _twin_ready(folder: pathlib.Path, manifest: pathlib.Path, noise_bank: pathlib.Path) -> bool:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from ser_robot.errors import NonFiniteOutputError
 from ser_robot.inference.model import EmotionModel, Prediction
@@ -192,6 +193,8 @@ class StreamInference:
         self._pending: list[_Request] = []
         self._next_window_end = self.hop_frames - 1
         self._smoothed: Prediction | None = None
+        self.stream = self.model.new_stream()  # speaker statistics of a speaker-normalised model, else None
+        self._counted = 0  # frames of the track already in self.stream's statistics
 
     # --- input --------------------------------------------------------------------------------------
     def push_features(self, start: float, frames: np.ndarray) -> list[EmotionResult]:
@@ -206,6 +209,7 @@ class StreamInference:
             self._serve(out, flush=True)
             self.features.reset()
             self._next_window_end = self.hop_frames - 1
+            self._counted = 0
         self.features.append(start, np.asarray(frames, dtype=np.float32))
         if self.settings.mode == "window":
             while self._next_window_end < self.features.count:
@@ -294,10 +298,15 @@ class StreamInference:
             self.counters.dropped_segments += 1
             return None
         try:
-            predicted = self.model.predict(frames) if speech else None
+            predicted = self.model.predict(frames, self.stream) if speech else None
         except NonFiniteOutputError:
             self.counters.non_finite_outputs += 1
             return None
+        if self.stream is not None and speech and request.final and frame_hi > self._counted:
+            # the stream's statistics learn from speech after it is scored, each frame once
+            first = max(frame_lo, self._counted)
+            self.stream.update(torch.from_numpy(self.features.slice(first, frame_hi)))
+            self._counted = frame_hi
         prediction = self._smooth(predicted, request.final)
         self.counters.results += 1
         return EmotionResult(request.window_start, request.window_end, request.final, speech, speech_probability,

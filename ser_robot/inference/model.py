@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import pathlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ import torch
 from ser_robot.data.corpora.labels import to_unit_scale
 from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError, NonFiniteOutputError
 from ser_robot.inference.onnx_backend import BACKENDS, OnnxExportError, OnnxForward
+
+if TYPE_CHECKING:
+    from ser_robot.features.stream_normalization import StreamNormalization, StreamNormalizer
 
 __all__ = ["DEFAULT_MODEL", "EmotionModel", "Prediction", "check_model_for_features", "default_model_path",
            "resolve_device"]
@@ -106,6 +109,7 @@ class EmotionModel:
         if extractor.sample_rate != self.sample_rate:
             raise CheckpointError(f"checkpoint {self.path} says {self.sample_rate} Hz, but its feature set "
                                   f"{self.feature_set!r} runs at {extractor.sample_rate} Hz")
+        self.stream_normalization = _stream_normalization(self.path, features)
         self.frame_rate = extractor.sample_rate / extractor.hop_length
         self.hop_s = extractor.hop_length / extractor.sample_rate
         self.frame_span_s = (extractor.window_length + extractor.context[1] * extractor.hop_length) / extractor.sample_rate
@@ -152,15 +156,30 @@ class EmotionModel:
                 f"model {self.model_id} expects {self.frame_rate:g} frames/s ({self.sample_rate} Hz audio), the "
                 f"stream has {frame_rate:g} frames/s")
 
+    def new_stream(self) -> StreamNormalizer | None:
+        """Statistics of a new stream for a model trained with speaker normalisation (``None`` for one
+        trained with the population's): give it to :meth:`predict` and update it with the frames scored."""
+        if self.stream_normalization is None:
+            return None
+        from ser_robot.features.stream_normalization import StreamNormalizer
+
+        return StreamNormalizer(self.normalizer.mean, self.normalizer.scale, self.stream_normalization)
+
     @torch.inference_mode()
-    def predict(self, frames: np.ndarray) -> Prediction:
+    def predict(self, frames: np.ndarray, stream: StreamNormalizer | None = None) -> Prediction:
         """The model's output for one window of raw (unnormalised) feature frames ``(frames, features)``.
 
-        Raises :class:`NonFiniteOutputError` when the output holds NaN or infinity (never returned).
+        ``stream``: the statistics of the stream the frames come from (:meth:`new_stream`); without
+        them a speaker-normalised model sees the frames as its training population's. Raises
+        :class:`NonFiniteOutputError` when the output holds NaN or infinity (never returned).
         """
         if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
+        if stream is not None:  # onto the population's scale, which the model's own normaliser then removes
+            mean, scale = self.normalizer.mean.double().cpu(), self.normalizer.scale.double().cpu()
+            normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))
+            frames = (normalized * scale + mean).float().numpy()
         if self._onnx is not None:
             out = torch.from_numpy(self._onnx(frames))
         else:
@@ -188,6 +207,18 @@ class EmotionModel:
         from ser_robot.inference.offline import read_audio
 
         return self.predict_waveform(*read_audio(path))
+
+
+def _stream_normalization(path: pathlib.Path, features: dict[str, Any]) -> StreamNormalization | None:
+    """The checkpoint's per-stream normalisation settings, ``None`` for population normalisation."""
+    if features.get("normalization", "global") == "global":
+        return None
+    from ser_robot.features.stream_normalization import StreamNormalization
+
+    try:
+        return StreamNormalization(**features.get("stream_normalization", {}))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path}: bad stream_normalization settings: {error}") from None
 
 
 def _check_finite(path: pathlib.Path, tensors: dict[str, Any]) -> None:

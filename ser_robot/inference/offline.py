@@ -77,11 +77,22 @@ def predict_segments(model: Any, samples: np.ndarray, sample_rate: int, settings
 
 
 def predict_whole(model: Any, samples: np.ndarray, sample_rate: int,
-                  features: Mapping[str, Any] | None = None) -> Any:
-    """One :class:`Prediction` over every feature frame of the recording ``samples`` ``(frames, channels)``."""
+                  features: Mapping[str, Any] | None = None, stream: Any = None) -> Any:
+    """One :class:`Prediction` over every feature frame of the recording ``samples`` ``(frames, channels)``.
+
+    ``stream``: statistics of the stream the recording belongs to (``model.new_stream()``), for a
+    speaker-normalised model; they are used, then updated with the recording's frames, as the
+    inference node does with a final result. ``None``: the recording is a stream of its own.
+    """
+    import torch
+
     pipeline = feature_pipeline(model.feature_set, features, vad=False)
     frames = [block.frames for feature_blocks, _ in _blocks(pipeline, samples, sample_rate, 0.0)
               for block in feature_blocks]
     if not frames:
         raise AudioError(f"{len(samples) / sample_rate:.3f} s of audio is too short for one feature frame")
-    return model.predict(np.concatenate(frames))
+    frames = np.concatenate(frames)
+    prediction = model.predict(frames, stream)
+    if stream is not None:
+        stream.update(torch.from_numpy(frames))
+    return prediction

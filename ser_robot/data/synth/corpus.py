@@ -6,7 +6,10 @@ Layout of ``out``::
     out/corpus.json               the generation settings (seed, speakers, sentences, classes)
     out/wav/<speaker>/<id>.wav    16 kHz mono 16-bit PCM
 
-Utterance ids are ``<speaker>_<sentence:03d>_<class>``. Each utterance depends only on the seed,
+Utterance ids are ``<speaker>_<sentence:03d>_<class>``. Two voice sets
+(:data:`~ser_robot.data.synth.voices.VOICE_SETS`): ``core`` (12 English voices, the experiments')
+and ``diverse`` (48 voices, 2 engines, 4 languages: the default model's); each voice reads the
+sentences of its language. Each utterance depends only on the seed,
 its voice, its sentence and its class (:func:`render_utterance`), so generation runs in
 parallel processes in any order, and a
 corpus of 4 speakers is the first 4 speakers of a corpus of 10 with the same seed.
@@ -22,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from ser_robot.data.manifest import EMOTIONS, Manifest, Utterance, write_manifest
-from ser_robot.data.synth.sentences import SENTENCES
-from ser_robot.data.synth.voices import SAMPLE_RATE, VOICES, Voice, available_voices
+from ser_robot.data.synth.sentences import sentences_for
+from ser_robot.data.synth.voices import SAMPLE_RATE, Voice, available_voices, voice_set
 from ser_robot.errors import DataError
 
 __all__ = ["CORPUS_NAME", "generate_corpus", "select_voices"]
@@ -40,11 +43,12 @@ class _Job:
     path: pathlib.Path
 
 
-def select_voices(count: int) -> list[Voice]:
-    """The first ``count`` voices (whole sessions first: F and M alternate), all engines installed."""
-    if not 1 <= count <= len(VOICES):
-        raise DataError(f"--speakers must be between 1 and {len(VOICES)} (the synthetic voices), got {count}")
-    chosen = list(VOICES[:count])
+def select_voices(count: int, voices: str = "core") -> list[Voice]:
+    """The first ``count`` voices of the set ``voices`` (whole sessions first), all engines installed."""
+    pool = voice_set(voices)
+    if not 1 <= count <= len(pool):
+        raise DataError(f"--speakers must be between 1 and {len(pool)} (the {voices!r} voice set), got {count}")
+    chosen = list(pool[:count])
     missing = sorted({voice.engine for voice in chosen} - {voice.engine for voice in available_voices()})
     if missing:
         raise DataError(f"TTS engine(s) {missing} not installed: run make setup (Debian packages espeak-ng, flite)")
@@ -56,7 +60,8 @@ def _render(job: _Job) -> Utterance:
 
     from ser_robot.data.synth.render import render_utterance
 
-    result = render_utterance(job.voice, SENTENCES[job.sentence_index], job.sentence_index, job.emotion, job.seed)
+    text = sentences_for(job.voice.language)[job.sentence_index]
+    result = render_utterance(job.voice, text, job.sentence_index, job.emotion, job.seed)
     job.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = job.path.with_suffix(".tmp.wav")
     soundfile.write(str(tmp), result.samples, SAMPLE_RATE, subtype="PCM_16")
@@ -66,10 +71,10 @@ def _render(job: _Job) -> Utterance:
         id=job.path.stem, path=str(job.path), speaker=job.voice.id, corpus=CORPUS_NAME,
         duration_s=round(len(result.samples) / SAMPLE_RATE, 4), sample_rate=SAMPLE_RATE, label=job.emotion,
         original_label=job.emotion, session=job.voice.session, gender=job.voice.gender,
-        arousal=round(prosody.arousal, 4), valence=round(prosody.valence, 4), text=SENTENCES[job.sentence_index],
+        arousal=round(prosody.arousal, 4), valence=round(prosody.valence, 4), text=text,
         extra={"prosody": prosody.as_dict(), "recording_gain_db": round(result.recording_gain_db, 3),
                "peak_guard_db": round(result.guard_db, 3), "engine": job.voice.engine, "voice": job.voice.name,
-               "seed": job.seed},
+               "language": job.voice.language, "warp": job.voice.warp, "seed": job.seed},
     )
 
 
@@ -82,31 +87,35 @@ def generate_corpus(
     workers: int | None = None,
     progress: bool = True,
     only_speakers: Sequence[str] | None = None,
+    voices: str = "core",
 ) -> Manifest:
     """Generate ``speakers x sentences x len(emotions)`` utterances under ``out``; returns the manifest.
 
     ``workers``: processes (default: all CPUs). Existing files of the same ids are replaced.
     ``only_speakers``: render only these of the ``speakers`` voices (ids such as ``s06f_rp_f1``);
-    each utterance is the same as in the full corpus.
+    each utterance is the same as in the full corpus. ``voices``: the voice set (``core`` or
+    ``diverse``).
     """
     from tqdm import tqdm
 
-    if not 1 <= sentences <= len(SENTENCES):
-        raise DataError(f"--sentences must be between 1 and {len(SENTENCES)} (the corpus' sentences), got {sentences}")
+    chosen = select_voices(speakers, voices)
+    available = min(len(sentences_for(voice.language)) for voice in chosen)
+    if not 1 <= sentences <= available:
+        raise DataError(f"--sentences must be between 1 and {available} (the sentences every chosen voice's "
+                        f"language has), got {sentences}")
     unknown = sorted(set(emotions) - set(EMOTIONS))
     if unknown or not emotions:
         raise DataError(f"unknown class(es) {unknown or emotions!r}; the classes are {list(EMOTIONS)}")
     out = pathlib.Path(out).resolve()
-    voices = select_voices(speakers)
     if only_speakers is not None:
-        unknown = sorted(set(only_speakers) - {voice.id for voice in voices})
+        unknown = sorted(set(only_speakers) - {voice.id for voice in chosen})
         if unknown:
             raise DataError(f"speakers {unknown} are not among the corpus' {speakers} voices "
-                            f"{[voice.id for voice in voices]}")
-        voices = [voice for voice in voices if voice.id in set(only_speakers)]
+                            f"{[voice.id for voice in chosen]}")
+        chosen = [voice for voice in chosen if voice.id in set(only_speakers)]
     jobs = [
         _Job(voice, index, emotion, seed, out / "wav" / voice.id / f"{voice.id}_{index:03d}_{emotion}.wav")
-        for voice in voices for index in range(sentences) for emotion in emotions
+        for voice in chosen for index in range(sentences) for emotion in emotions
     ]
     workers = max(1, workers or os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), desc="synth-corpus", unit="utt", disable=not progress)
@@ -123,7 +132,8 @@ def generate_corpus(
     bar.close()
     manifest = Manifest(sorted(utterances, key=lambda u: u.id), labels=EMOTIONS)
     write_manifest(out / "manifest.jsonl", manifest)
-    settings = {"corpus": CORPUS_NAME, "seed": seed, "speakers": [v.id for v in voices], "sentences": sentences,
+    settings = {"corpus": CORPUS_NAME, "seed": seed, "voices": voices, "speakers": [v.id for v in chosen],
+                "sentences": sentences,
                 "classes": list(emotions), "sample_rate": SAMPLE_RATE, "utterances": len(manifest)}
     (out / "corpus.json").write_text(json.dumps(settings, indent=2) + "\n")
     return manifest

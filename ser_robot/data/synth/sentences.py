@@ -12,7 +12,7 @@ Lengths are mixed: about a third short (five to eight words), a third medium
 or two commas for phrase breaks).
 """
 
-__all__ = ["SENTENCES"]
+__all__ = ["SENTENCES", "sentences_for"]
 
 SENTENCES: tuple[str, ...] = (
     "The kettle sits on the back burner.",
@@ -176,3 +176,13 @@ SENTENCES: tuple[str, ...] = (
     "The laboratory samples are labelled with a date and a code, then stored in the freezer overnight.",
     "The conference room on the fifth floor has a projector, a whiteboard and seating for twenty people.",
 )
+
+
+def sentences_for(language: str) -> tuple[str, ...]:
+    """The corpus' sentences in ``language`` (``en``, ``de``, ``fr`` or ``es``)."""
+    from ser_robot.data.synth.sentences_other import SENTENCES_DE, SENTENCES_ES, SENTENCES_FR
+
+    by_language = {"en": SENTENCES, "de": SENTENCES_DE, "fr": SENTENCES_FR, "es": SENTENCES_ES}
+    if language not in by_language:
+        raise ValueError(f"no sentences in language {language!r}; the languages are {sorted(by_language)}")
+    return by_language[language]

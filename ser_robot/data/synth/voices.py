@@ -14,6 +14,16 @@ into 16 kHz mono float32 samples through its engine's own controls:
 
 Speakers come in sessions of one female and one male voice, like IEMOCAP's dyads, so the
 "session partner as validation speaker" protocol of Lakomkin et al. applies unchanged.
+
+Two voice sets: :data:`VOICES`, the 12 voices of the experiments' corpus (English; espeak-ng and
+flite), and :func:`diverse_voices`, the default model's corpus: 32 English espeak-ng voices
+(8 accents x 2 female and 2 male variants), 4 voices each of German, French and Spanish, and the
+4 flite voices, each with its own vocal-tract-length and pitch warp (``warp``) and rate. There,
+whole engines (flite) and languages can be kept out of training as held-out conditions.
+
+``warp`` (vocal-tract-length and pitch perturbation): the voice speaks ``warp`` times slower and
+is then played ``warp`` times faster, so duration is kept while F0 and every formant are scaled
+by ``warp``.
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ import numpy as np
 
 from ser_robot.errors import DataError
 
-__all__ = ["SAMPLE_RATE", "Phrase", "Voice", "VOICES", "voice_by_id", "available_voices"]
+__all__ = ["SAMPLE_RATE", "Phrase", "Voice", "VOICES", "VOICE_SETS", "diverse_voices", "voice_set",
+           "voice_by_id", "available_voices"]
 
 SAMPLE_RATE = 16000
 """Output rate of every voice, Hz."""
@@ -72,6 +83,8 @@ class Voice:
     f0_sd_hz: float = 0.0  # flite: neutral F0 target standard deviation, Hz
     fixed_pitch: bool = False  # flite voice that ignores F0 targets (shift after synthesis)
     words_per_minute: int = 165  # espeak-ng: neutral rate
+    language: str = "en"  # ISO 639-1 code of the sentences this voice reads
+    warp: float = 1.0  # F0 and formant scale (vocal-tract-length and pitch perturbation), duration kept
 
     def render(self, phrases: Sequence[Phrase]) -> np.ndarray:
         """Samples ``(samples,)`` float32 at :data:`SAMPLE_RATE` of the phrases, in order."""
@@ -93,16 +106,17 @@ class Voice:
             if phrase.pause_s > 0:
                 parts.append(f'<break time="{1000 * phrase.pause_s:.0f}ms"/>')
         ssml = "<speak>" + "".join(parts) + "</speak>"
+        words_per_minute = max(80, round(self.words_per_minute / self.warp))
         audio, rate = _run_engine(
-            ["espeak-ng", "-m", "-a", "60", "-v", self.name, "-s", str(self.words_per_minute), "--stdout", ssml], self.id)
-        return _resample(audio, rate, SAMPLE_RATE)
+            ["espeak-ng", "-m", "-a", "60", "-v", self.name, "-s", str(words_per_minute), "--stdout", ssml], self.id)
+        return _resample(audio, rate * self.warp, SAMPLE_RATE)
 
     # --- flite: one call per phrase ---------------------------------------------------------
     def _render_flite(self, phrases: Sequence[Phrase]) -> np.ndarray:
         pieces = []
         for phrase in phrases:
             shift = 2 ** (phrase.pitch_st / 12)
-            stretch = 1 / phrase.rate
+            stretch = self.warp / phrase.rate
             if self.fixed_pitch:
                 stretch *= shift  # played ``shift`` times faster below: duration kept, pitch shifted
             command = ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch:.4f}"]
@@ -111,6 +125,7 @@ class Voice:
                             "--setf", f"int_f0_target_stddev={self.f0_sd_hz * shift * phrase.range_factor:.1f}"]
             command += ["-t", phrase.text, "-o", "/dev/stdout"]
             audio, rate = _run_engine(command, self.id)
+            rate = rate * self.warp
             if self.fixed_pitch:
                 rate = rate * shift  # the speed trick: same samples, faster clock
             pieces.append(_trim(_resample(audio, rate, SAMPLE_RATE)))
@@ -135,11 +150,61 @@ VOICES: tuple[Voice, ...] = (
 )
 
 
+# The diverse set's espeak-ng voices: accents (English) or languages, and the variants drawn from.
+_ENGLISH_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029",
+                    "en-us-nyc")
+_OTHER_LANGUAGES = (("de", "de"), ("fr", "fr-fr"), ("es", "es"))  # (language code, espeak-ng voice)
+_FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "Annie", "Alicia", "belinda", "linda", "steph", "anika", "aunty")
+_MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Andy", "Denis", "travis", "adam")
+_FLITE_VOICES = (("slt", "F", 170.0, 25.0, False), ("awb", "M", 125.0, 18.0, False), ("kal16", "M", 105.0, 15.0, False),
+                 ("rms", "M", 0.0, 0.0, True))
+
+
+def diverse_voices() -> tuple[Voice, ...]:
+    """The default model's voices: 44 espeak-ng voices in 4 languages and the 4 flite voices.
+
+    Deterministic: variant, warp (0.92-1.08) and rate (145-185 words per minute) of each voice come
+    from a fixed generator. Sessions pair a female and a male voice of one engine and language.
+    """
+    rng = np.random.default_rng(20261207)
+    voices: list[Voice] = []
+    slots = [(accent, "en") for accent in _ENGLISH_ACCENTS for _ in range(2)]
+    slots += [(espeak_voice, language) for language, espeak_voice in _OTHER_LANGUAGES for _ in range(2)]
+    female = list(rng.permutation(_FEMALE_VARIANTS))
+    male = list(rng.permutation(_MALE_VARIANTS))
+    for index, (espeak_voice, language) in enumerate(slots):
+        session = f"{language}{index + 1:02d}"
+        for gender, pool in (("F", female), ("M", male)):
+            variant = pool[index % len(pool)]
+            voices.append(Voice(
+                f"{session}{gender.lower()}_{espeak_voice}+{variant}", "espeak-ng", f"{espeak_voice}+{variant}", gender,
+                session, words_per_minute=int(rng.integers(145, 186)), language=language,
+                warp=round(float(rng.uniform(0.92, 1.08)), 3)))
+    for index, (name, gender, f0, f0_sd, fixed) in enumerate(_FLITE_VOICES):
+        voices.append(Voice(f"fl{index // 2 + 1:02d}{gender.lower()}_{name}", "flite", name, gender,
+                            f"fl{index // 2 + 1:02d}", f0_hz=f0, f0_sd_hz=f0_sd, fixed_pitch=fixed))
+    return tuple(voices)
+
+
+VOICE_SETS = ("core", "diverse")
+"""``core``: :data:`VOICES` (the experiments' corpus); ``diverse``: :func:`diverse_voices`."""
+
+
+def voice_set(name: str) -> tuple[Voice, ...]:
+    """The voices of a set named in :data:`VOICE_SETS`."""
+    if name == "core":
+        return VOICES
+    if name == "diverse":
+        return diverse_voices()
+    raise DataError(f"unknown voice set {name!r}; the sets are {list(VOICE_SETS)}")
+
+
 def voice_by_id(voice_id: str) -> Voice:
-    for voice in VOICES:
+    for voice in VOICES + diverse_voices():
         if voice.id == voice_id:
             return voice
-    raise DataError(f"unknown synthetic voice {voice_id!r}; known voices: {[v.id for v in VOICES]}")
+    raise DataError(f"unknown synthetic voice {voice_id!r}; known voices: {[v.id for v in VOICES]} and the "
+                    "diverse set's")
 
 
 def available_voices() -> list[Voice]:
