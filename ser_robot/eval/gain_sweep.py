@@ -116,6 +116,8 @@ def gain_sweep(model: Any, utterances: Sequence[Any], gains_db: Sequence[float] 
     ``frames_of(scaled stream, spans)`` (default: :func:`offline_frames` with ``level``; a test
     passes the feature node's).
     """
+    import torch
+
     if 0.0 not in gains_db:
         raise ValueError("the gains must include 0 dB (the reference of the agreement)")
     frames_of = frames_of or offline_frames(model.feature_set, level)

@@ -225,11 +225,12 @@ def prepare_banks(jobs: list[JobSpec], workers: int = 1, progress: bool = True) 
         fold = experiment_folds(_manifest(job.manifest), job.scheme, job.validation)[job.fold_index]
         forbidden = [*fold.validation.speakers, *fold.test.speakers]
         check_no_leak(fold.train, forbidden, babble_speakers(aug), f"of job {job.job_dir}")
-        identity = (json.dumps(dataclasses.asdict(aug), sort_keys=True), config.feature_set)
+        identity = (json.dumps(dataclasses.asdict(aug), sort_keys=True), config.feature_set, config.level_normalization)
         if identity not in banks:
             if aug.bank_manifest not in hashes:
                 hashes[aug.bank_manifest] = corpus_hash(manifest)
-            spec = BankSpec.from_config(manifest, aug, config.feature_set, config.sample_rate)
+            spec = BankSpec.from_config(manifest, aug, config.feature_set, config.sample_rate,
+                                        config.level_normalization)
             banks[identity] = ensure_bank(spec, aug.bank_dir, workers=workers, progress=progress,
                                           corpus=hashes[aug.bank_manifest])
         banks[identity].training_view(fold.train, forbidden)
@@ -311,7 +312,8 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
                               "simulate it from the same corpus")
     robot_part = Manifest([robot_by_id[u.id] for u in test], labels=test.labels)
     device = next(result.model.parameters()).device
-    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer)
+    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
+                                                     level=config.level_normalization)
     featurizer = featurizer.to(device)
     context = DistContext(device=device)
     labels = list(result.labels)

@@ -151,21 +151,25 @@ class BankSpec:
     seed: int
     dtype: str
     sample_rate: int = 16000
+    level: str = "off"  # "agc": the level normaliser before the features (TrainConfig.level_normalization)
 
     @classmethod
     def from_config(cls, manifest: Manifest, augmentation: AugmentationConfig, feature_set: str,
-                    sample_rate: int = 16000) -> BankSpec:
+                    sample_rate: int = 16000, level: str = "off") -> BankSpec:
         """The bank of a training configuration's ``augmentation`` over ``manifest``."""
         versions = augmentation.versions if augmentation.enabled else 1
         return cls(manifest, augmentation, feature_set, versions, augmentation.bank_seed, augmentation.bank_dtype,
-                   sample_rate)
+                   sample_rate, level)
 
     def describe(self, corpus: str | None = None) -> dict[str, Any]:
         """The plain values the key hashes (``corpus``: a precomputed :func:`corpus_hash`)."""
-        return {"format": BANK_FORMAT, "corpus": corpus or corpus_hash(self.manifest),
-                "utterances": len(self.manifest), "chain": _chain_key(self.augmentation),
-                "feature_set": self.feature_set, "versions": self.versions, "seed": self.seed, "dtype": self.dtype,
-                "sample_rate": self.sample_rate, "code": code_version()}
+        description = {"format": BANK_FORMAT, "corpus": corpus or corpus_hash(self.manifest),
+                       "utterances": len(self.manifest), "chain": _chain_key(self.augmentation),
+                       "feature_set": self.feature_set, "versions": self.versions, "seed": self.seed,
+                       "dtype": self.dtype, "sample_rate": self.sample_rate, "code": code_version()}
+        if self.level != "off":
+            description["level"] = self.level
+        return description
 
     @staticmethod
     def key_of(description: dict[str, Any]) -> str:
@@ -286,14 +290,15 @@ def estimate_bytes(spec: BankSpec, dims: int, frame_rate: float = 100.0) -> int:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(augmentation: dict[str, Any], feature_set: str, sample_rate: int, threads: int) -> None:
+def _init_worker(augmentation: dict[str, Any], feature_set: str, sample_rate: int, threads: int,
+                 level: str = "off") -> None:
     from ser_robot.features.sets import create_extractor
     from ser_robot.train.features import BatchFeaturizer, build_augmentation
 
     torch.set_num_threads(threads)
     config = AugmentationConfig(**augmentation)
     _WORKER["featurizer"] = BatchFeaturizer(create_extractor(feature_set), None,
-                                            build_augmentation(config, sample_rate))
+                                            build_augmentation(config, sample_rate), level=level)
     _WORKER["sample_rate"] = sample_rate
 
 
@@ -349,7 +354,7 @@ def _build(spec: BankSpec, description: dict[str, Any], key: str, root: pathlib.
     tasks = [(u.id, str(u.path), spec.versions, spec.seed) for u in spec.manifest]
     records, row = [], 0
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    init = (dataclasses.asdict(spec.augmentation), spec.feature_set, spec.sample_rate, threads)
+    init = (dataclasses.asdict(spec.augmentation), spec.feature_set, spec.sample_rate, threads, spec.level)
     bar = tqdm(total=len(tasks), desc=f"bank {key[:8]} ({spec.versions} versions)", unit="utt", disable=not progress)
     with (partial / "features.bin").open("wb") as stream:
         if workers > 1:

@@ -66,17 +66,22 @@ class BatchFeaturizer(torch.nn.Module):
 
     ``extractor``: a :class:`FrameExtractor` (``create_extractor(name)``); ``normalizer``: fitted
     statistics for its ``names`` (``None``: raw features, used while fitting);
-    ``augmentation``: applied only when ``forward(..., augment=True)``.
+    ``augmentation``: applied only when ``forward(..., augment=True)``. ``level``: ``agc`` runs
+    the feature node's level normaliser on each (augmented) waveform before its features, each
+    utterance a stream of its own (:func:`~ser_robot.audio.level_normalizer.normalize_level`).
     """
 
     def __init__(self, extractor: FrameExtractor, normalizer: FeatureNormalizer | None = None,
-                 augmentation: AugmentationChain | None = None) -> None:
+                 augmentation: AugmentationChain | None = None, level: str = "off") -> None:
         super().__init__()
+        if level not in ("off", "agc"):
+            raise ValueError(f"level must be off or agc, got {level!r}")
         self.extractor = extractor
         if normalizer is not None:
             normalizer.check_compatible(extractor.names)
         self.normalizer = normalizer
         self.augmentation = augmentation
+        self.level = level
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -97,12 +102,28 @@ class BatchFeaturizer(torch.nn.Module):
             waveforms, lengths, applied, names, params = (result.x, result.lengths, result.applied, result.names,
                                                           result.params)
         mono = waveforms.mean(dim=1) if waveforms.shape[1] > 1 else waveforms[:, 0]
+        if self.level == "agc":
+            mono = self._normalize_level(mono.float(), lengths)
         feats = self.extractor(mono.float())
         counts = frame_lengths(self.extractor, lengths).clamp_max(feats.shape[1])
         if self.normalizer is not None:
             feats = self.normalizer(feats)
         feats = feats * frame_mask(counts, feats.shape[1])[..., None].to(feats.dtype)
         return Features(feats.float().contiguous(), counts, applied, names, params)
+
+    def _normalize_level(self, mono: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return _level_normalized(mono, lengths, int(self.extractor.sample_rate))
+
+
+def _level_normalized(mono: torch.Tensor, lengths: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``(batch, samples)`` with each item's first ``lengths`` samples through the level normaliser."""
+    from ser_robot.audio.level_normalizer import normalize_level
+
+    out = torch.zeros_like(mono)
+    for row, length in enumerate(lengths.tolist()):
+        item = mono[row, : int(length)].detach().cpu().numpy()
+        out[row, : int(length)] = torch.from_numpy(normalize_level(item, sample_rate)[: int(length)]).to(mono.device)
+    return out
 
 
 def merge_statistics(parts: Iterable[tuple[int, torch.Tensor, torch.Tensor]]) -> tuple[int, torch.Tensor, torch.Tensor]:

@@ -31,6 +31,7 @@ DDP: see :mod:`ser_robot.train.distributed` (start with ``torchrun``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import csv
 import json
 import logging
@@ -201,7 +202,10 @@ def feature_batches(featurizer: BatchFeaturizer, dataset: UtteranceDataset, conf
     """``(dataset indices, clean Features)`` of this rank's evaluation batches (by duration), on the device.
 
     Read in this process without a DataLoader, which would draw from the global random generator
-    (a resumed run must see the random stream of the uninterrupted one).
+    (a resumed run must see the random stream of the uninterrupted one). With ``normalization:
+    speaker`` each speaker's frames are normalised by that speaker's statistics over all its
+    utterances in ``dataset`` (what a stream's running statistics approach; ``ser-robot evaluate``
+    measures the causal, live version).
     """
     context = context or DistContext()
     batches = [shard(b, context.rank, context.world_size) for b in _eval_batches(dataset, config.batch_size)]
@@ -211,6 +215,43 @@ def feature_batches(featurizer: BatchFeaturizer, dataset: UtteranceDataset, conf
             batch = collate([dataset[i] for i in indices])
             feats = featurizer(batch.waveforms.to(context.device), batch.lengths.to(context.device))
             out.append((batch.indices, feats))
+    if config.normalization == "speaker":
+        out = _speaker_normalized(out, dataset, featurizer.normalizer, context)
+    return out
+
+
+def _speaker_normalized(batches: list[tuple[torch.Tensor, Features]], dataset: UtteranceDataset,
+                        normalizer: FeatureNormalizer | None, context: DistContext) -> list[tuple[torch.Tensor, Features]]:
+    """Population-normalised ``batches`` re-normalised by each speaker's statistics over ``dataset``."""
+    from ser_robot.features.stream_normalization import speaker_statistics
+
+    if normalizer is None:
+        raise TrainError("speaker normalisation of evaluation batches needs the population statistics")
+    mean, scale = normalizer.mean.to(context.device), normalizer.scale.to(context.device)
+    speakers = [u.speaker for u in dataset.manifest]
+
+    def raw_frames(feats: Features, row: int) -> torch.Tensor:
+        return feats.features[row, : int(feats.lengths[row])].double() * scale + mean
+
+    frames: dict[str, list[torch.Tensor]] = {}
+    for indices, feats in batches:
+        for row, index in enumerate(indices.tolist()):
+            frames.setdefault(speakers[index], []).append(raw_frames(feats, row))
+    if context.distributed:  # every rank needs every speaker's frames
+        parts = all_gather_objects(context, {k: [f.cpu() for f in v] for k, v in frames.items()})
+        frames = {}
+        for part in parts:
+            for speaker, chunks in part.items():
+                frames.setdefault(speaker, []).extend(c.to(context.device) for c in chunks)
+    stats = {speaker: speaker_statistics(chunks) for speaker, chunks in frames.items()}
+    out = []
+    for indices, feats in batches:
+        normalized = torch.zeros_like(feats.features)
+        for row, index in enumerate(indices.tolist()):
+            m, s = (t.to(context.device) for t in stats[speakers[index]])
+            length = int(feats.lengths[row])
+            normalized[row, :length] = ((raw_frames(feats, row) - m) / s).to(normalized.dtype)
+        out.append((indices, feats._replace(features=normalized)))
     return out
 
 
@@ -312,7 +353,7 @@ def _check_resume(checkpoint: Mapping[str, Any], config: TrainConfig, fold: Fold
         raise CheckpointError("resume needs a 'last' checkpoint (last.pt, with optimiser state), got a "
                               f"{checkpoint.get('kind')!r} one")
     stored = dict(checkpoint["train_config"])
-    current = config.to_dict()
+    current = config.to_dict()  # keys added later are left out at their defaults, as in older checkpoints
     differ = sorted(k for k in set(stored) | set(current)
                     if k not in RESUMABLE_CHANGES and stored.get(k) != current.get(k))
     if differ:
@@ -325,6 +366,19 @@ def _check_resume(checkpoint: Mapping[str, Any], config: TrainConfig, fold: Fold
         raise CheckpointError(f"cannot resume: label set {checkpoint['labels']} != {list(labels)}")
     if tuple(checkpoint["features"]["names"]) != names:
         raise CheckpointError("cannot resume: the checkpoint's feature names differ from the extractor's")
+
+
+def _normalization_entry(config: TrainConfig) -> dict[str, Any]:
+    """What the inference side needs to know of the features' preparation (checkpoint ``features``)."""
+    entry: dict[str, Any] = {}
+    if config.level_normalization != "off":
+        entry["level_normalization"] = config.level_normalization
+    if config.normalization == "speaker":
+        from ser_robot.features.stream_normalization import StreamNormalization
+
+        entry["normalization"] = "speaker"
+        entry["stream_normalization"] = dataclasses.asdict(StreamNormalization())
+    return entry
 
 
 def _write_outputs(out_dir: pathlib.Path, config: TrainConfig, result: dict[str, Any],
@@ -358,7 +412,8 @@ def _bank_training_set(config: TrainConfig, fold: Fold, train_set: UtteranceData
 
     aug = config.augmentation
     covered = read_manifest(aug.bank_manifest) if aug.bank_manifest else fold.train
-    bank = ensure_bank(BankSpec.from_config(covered, aug, config.feature_set, config.sample_rate), aug.bank_dir,
+    bank = ensure_bank(BankSpec.from_config(covered, aug, config.feature_set, config.sample_rate,
+                                            config.level_normalization), aug.bank_dir,
                        progress=progress)
     if bank.names != names:
         raise TrainError(f"augmentation bank {bank.root} holds features {list(bank.names)[:3]}..., not the "
@@ -379,10 +434,34 @@ def _bank_normalizer(bank_set: Any, names: tuple[str, ...], device: torch.device
     return normalizer
 
 
-def _bank_features(batch: Any, normalizer: FeatureNormalizer, steps: tuple[str, ...], device: torch.device) -> Features:
-    """:class:`Features` of a bank batch: z-normalised, padded frames 0."""
+def _speaker_statistics(bank_set: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` ``(utterances, dims)`` float32: each training utterance's speaker's statistics
+    over the clean renditions of all that speaker's utterances (``normalization: speaker``)."""
+    from ser_robot.features.stream_normalization import speaker_statistics
+
+    speakers = [u.speaker for u in bank_set.dataset.manifest]
+    rows: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        rows.setdefault(speaker, []).append(index)
+    dims = len(bank_set.bank.names)
+    mean, std = torch.zeros(len(speakers), dims), torch.ones(len(speakers), dims)
+    for indices in rows.values():
+        m, s = speaker_statistics(bank_set.clean(i).features for i in indices)
+        mean[indices], std[indices] = m.float(), s.float()
+    return mean.to(device), std.to(device)
+
+
+def _bank_features(batch: Any, normalizer: FeatureNormalizer, steps: tuple[str, ...], device: torch.device,
+                   speakers: tuple[torch.Tensor, torch.Tensor] | None = None) -> Features:
+    """:class:`Features` of a bank batch: z-normalised (by each utterance's speaker's statistics when
+    ``speakers`` is :func:`_speaker_statistics`, else by the population's), padded frames 0."""
     lengths = batch.lengths.to(device)
-    feats = normalizer(batch.features.to(device, non_blocking=True))
+    raw = batch.features.to(device, non_blocking=True)
+    if speakers is not None:
+        index = batch.indices.to(device)
+        feats = (raw - speakers[0][index][:, None, :]) / speakers[1][index][:, None, :]
+    else:
+        feats = normalizer(raw)
     feats = feats * frame_mask(lengths, feats.shape[1])[..., None].to(feats.dtype)
     return Features(feats.float().contiguous(), lengths, batch.applied, steps)
 
@@ -441,7 +520,7 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
     bank_set = _bank_training_set(config, fold, train_set, names, show) if config.augmentation.mode == "bank" else None
 
     # normalisation statistics: the clean training split, once
-    featurizer = BatchFeaturizer(extractor).to(device)
+    featurizer = BatchFeaturizer(extractor, level=config.level_normalization).to(device)
     if checkpoint is not None:
         normalizer = normalizer_from_checkpoint(checkpoint).to(device)
     elif bank_set is not None:
@@ -452,7 +531,9 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
                                              num_workers=config.workers)
         gather = (lambda obj: all_gather_objects(context, obj)) if context.distributed else None
         normalizer = fit_normalizer(featurizer, loader, device, show, gather)
-    featurizer = BatchFeaturizer(extractor, normalizer, build_augmentation(config.augmentation, config.sample_rate))
+    featurizer = BatchFeaturizer(extractor, normalizer, build_augmentation(config.augmentation, config.sample_rate),
+                                 level=config.level_normalization)
+    speaker_stats = _speaker_statistics(bank_set, device) if config.normalization == "speaker" else None
     featurizer = featurizer.to(device)
 
     # model
@@ -503,7 +584,7 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
         "sample_rate": config.sample_rate, "train_config": config.to_dict(),
         "features": {"set": config.feature_set, "names": list(names), "sample_rate": extractor.sample_rate,
-                     "normalizer": normalizer.to_dict()},
+                     "normalizer": normalizer.to_dict(), **_normalization_entry(config)},
         "fold": {"name": fold.name, "train": fold.train.speakers, "validation": fold.validation.speakers,
                  "test": fold.test.speakers},
     }
@@ -537,7 +618,7 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
             real = len(shard(plan[step], context.rank, context.world_size))
             weights = torch.ones(batch.lengths.shape[0], device=device) if real else torch.zeros(1, device=device)
             if bank_set is not None:
-                feats = _bank_features(batch, normalizer, bank_set.bank.steps, device)
+                feats = _bank_features(batch, normalizer, bank_set.bank.steps, device, speaker_stats)
             else:
                 generator = batch_generator(config.seed, epoch, step, context.rank)
                 feats = featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),

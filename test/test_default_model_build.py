@@ -1,0 +1,60 @@
+"""`ser-robot build-model` at a tiny size: the default model's recipe (diverse voices, whole engine and
+language held out, level normaliser and speaker normalisation in training) end to end, its card
+scored through the inference path, with the baseline side by side."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+import yaml
+
+from conftest import ser_robot
+from ser_robot.inference.model import EmotionModel
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_build(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("build")
+    recipe = yaml.safe_load((ROOT / "training/default_model.yaml").read_text())
+    recipe["cache"] = str(folder / "cache")
+    recipe["corpus"]["synth"]["sentences"] = 1
+    recipe["corpus"]["noise_bank"] = {"seed": 0, "seconds_per_clip": 2.0, "clips_per_category": 4}
+    recipe["corpus"]["rir_bank"] = {"seed": 0, "count": 8}
+    recipe["train"]["config"] = str(ROOT / recipe["train"]["config"])
+    recipe["train"]["overrides"].update(epochs=1, augmentation={"kind": "lakomkin", "mode": "bank", "versions": 2})
+    config = folder / "build.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    result = ser_robot("build-model", str(config), "--out", str(folder / "model"), "--work", str(folder / "work"),
+                       "--workers", "2", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder / "model"
+
+
+def test_held_out_engine_language_and_voices_are_never_trained_on(tiny_build):
+    report = json.loads((tiny_build / "metrics.json").read_text())
+    held = report["held_out"]
+    assert set(held) == {"voices", "engine flite", "language de"}
+    trained = set(report["fold"]["train"])
+    for speakers in held.values():
+        assert speakers and not trained & set(speakers)
+    assert all(s.startswith("fl") for s in held["engine flite"])
+    assert all(s.startswith("de") for s in held["language de"])
+    for name in held:
+        for condition in ("clean", "robot"):
+            metrics = report["metrics"][f"{name} / {condition}"]
+            assert 0 <= metrics["uar"] <= 1 and 0 <= metrics["ece"] <= 1
+            assert 0 <= report["baseline"][f"{name} / {condition}"] <= 1
+    assert [row["gain_db"] for row in report["gain_sweep"]["rows"]] == [-30, -20, -10, 0, 10]
+    card = (tiny_build / "MODEL_CARD.md").read_text()
+    assert "synthetic corpus" in card and "engine flite / robot" in card and "baseline UAR" in card
+
+
+def test_the_model_normalises_each_stream(tiny_build):
+    model = EmotionModel(tiny_build / "model.pt", device="cpu", backend="torch")
+    stream = model.new_stream()
+    assert stream is not None and stream.frames_seen == 0
+    assert model.stream_normalization.prior_frames > 0
