@@ -190,12 +190,13 @@ def cmd_gain_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import shlex
 
-    from ser_robot.eval.offline_eval import evaluate_manifest, parse_condition, write_evaluation
+    from ser_robot.eval.offline_eval import condition_utterances, evaluate_manifest, parse_condition, write_evaluation
     from ser_robot.inference.model import EmotionModel
 
-    parse_condition(args.condition)  # a bad condition fails before the model loads
+    condition = parse_condition(args.condition)  # a bad condition fails before the model loads
     utterances = _session_utterances(args.manifest, args.sessions)
     model = EmotionModel(args.model or None, device="cpu")
+    utterances = condition_utterances(utterances, condition, args.out, progress=sys.stderr.isatty())
     result = evaluate_manifest(model, utterances, args.condition, progress=sys.stderr.isatty())
     command = shlex.join(["ser-robot", "evaluate", args.manifest, "--condition", args.condition, "--out", args.out,
                           *(["--sessions", *args.sessions] if args.sessions else []),
@@ -544,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a checkpoint on a manifest offline (report folder)")
     p.add_argument("manifest", help="corpus manifest (JSON Lines) with labels")
     p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
-    p.add_argument("--condition", default="clean", help="clean (default) or gain=DB (every utterance scaled by DB)")
+    p.add_argument("--condition", default="clean",
+                   help="clean (default), gain=DB (every utterance scaled by DB), snr=DB:NOISE (noise of a noise-bank "
+                        "category at DB SNR, e.g. snr=10:pink) or robot[=SIM.yaml] (re-recorded by the simulated robot)")
     p.add_argument("--sessions", nargs="*", default=[], help="only these sessions (default: all)")
     p.add_argument("--out", required=True, help="report folder (README.md, metrics.json, predictions.csv, confusion.png)")
     p.set_defaults(func=cmd_evaluate)

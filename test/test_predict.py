@@ -92,4 +92,33 @@ def test_evaluate_command_scores_a_manifest(tiny_corpus, tmp_path):
     assert np.sum(metrics["confusion"]) == 16 and (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert "UAR" in (tmp_path / "eval" / "README.md").read_text()
     bad = ser_robot("evaluate", str(tiny_corpus), "--condition", "loud", "--out", str(tmp_path / "x"))
-    assert bad.returncode == 2 and "condition 'loud': use clean or gain=DB" in bad.stderr
+    assert bad.returncode == 2 and "condition 'loud': use clean, gain=DB" in bad.stderr
+    bad_noise = ser_robot("evaluate", str(tiny_corpus), "--condition", "snr=5:babble", "--out", str(tmp_path / "x"))
+    assert bad_noise.returncode == 2 and "NOISE one of" in bad_noise.stderr  # babble needs speech
+
+
+def test_evaluate_in_noise_and_on_the_robot(tiny_corpus, tmp_path):
+    """snr=DB:NOISE mixes a seeded clip per utterance; robot renders the simulated twin once and scores it."""
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.eval.offline_eval import _with_noise, parse_condition
+    from ser_robot.inference.offline import read_audio
+
+    utterance = next(iter(read_manifest(tiny_corpus)))
+    samples, rate = read_audio(utterance.path)
+    noisy = _with_noise(samples, rate, parse_condition("snr=0:pink"), utterance.id)
+    again = _with_noise(samples, rate, parse_condition("snr=0:pink"), utterance.id)
+    np.testing.assert_array_equal(noisy, again)
+    added = (noisy - samples)[:, 0].astype(np.float64)
+    from ser_robot.data.synth.render import active_level_db
+
+    noise_db = 10 * np.log10(np.mean(added**2))
+    assert abs(noise_db - active_level_db(samples[:, 0].astype(np.float64))) < 0.1  # 0 dB re the active speech level
+    for condition in ("snr=10:pink", "robot"):
+        out = tmp_path / condition.replace(":", "_").replace("=", "_")
+        done = ser_robot("evaluate", str(tiny_corpus), "--sessions", "s01", "--condition", condition, "--out", str(out),
+                         timeout=600)
+        assert done.returncode == 0, done.stderr
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["utterances"] == 16 and metrics["condition"] == condition
+    twin = read_manifest(tmp_path / "robot" / "robot_twin" / "manifest.jsonl")
+    assert len(twin) == 16 and all("robot_sim" in u.extra for u in twin)

@@ -1,13 +1,24 @@
 """Offline evaluation of a checkpoint on a manifest: each utterance through the feature node's front
 end and the model (:func:`~ser_robot.inference.offline.predict_whole`), scored against its label.
 
-Conditions (``condition``): ``clean`` (as recorded) or ``gain=DB`` (every utterance scaled by DB
-decibels, float: nothing clips). Each utterance is its own stream for the level normaliser, which
-sees it from its start. For a model trained with speaker normalisation, one speaker's utterances
-form one stream of statistics, in manifest order, as a robot listening to that person would build
-them: each utterance is scored with the statistics of the ones before it
-(:class:`~ser_robot.features.stream_normalization.StreamNormalizer`). The report folder holds ``README.md`` (scores, per-class recall, confusion),
-``metrics.json``, ``predictions.csv`` and ``confusion.png``.
+Conditions (``condition``, :func:`parse_condition`):
+
+- ``clean``: as recorded;
+- ``gain=DB``: every utterance scaled by DB decibels (float: nothing clips);
+- ``snr=DB:NOISE``: noise of the noise bank's category NOISE (one that needs no speech, e.g.
+  ``pink``, ``fan``, ``kitchen_standin``) added at DB dB below the utterance's active speech
+  level, a clip of its own per utterance (seeded by the utterance id);
+- ``robot``: the utterances re-recorded by the simulated robot (``config/sim/icub_lab.yaml``, or
+  ``robot=SIM.yaml``), rendered once into the report folder (``robot_twin/``) with
+  :func:`~ser_robot.sim.simulator.simulate_robot`.
+
+Each utterance is its own stream for the level normaliser, which sees it from its start. For a
+model trained with speaker normalisation, one speaker's utterances form one stream of statistics,
+in manifest order, as a robot listening to that person would build them: each utterance is
+scored with the statistics of the ones before it
+(:class:`~ser_robot.features.stream_normalization.StreamNormalizer`). The report folder holds
+``README.md`` (scores, per-class recall, confusion), ``metrics.json``, ``predictions.csv`` and
+``confusion.png``.
 """
 
 from __future__ import annotations
@@ -15,32 +26,106 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
+import zlib
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from ser_robot.errors import ConfigError
 
-__all__ = ["parse_condition", "evaluate_manifest", "write_evaluation"]
+__all__ = ["Condition", "parse_condition", "condition_utterances", "evaluate_manifest", "write_evaluation"]
 
 
-def parse_condition(text: str) -> float:
-    """The gain (dB) of a condition: ``clean`` (0) or ``gain=DB``; :class:`ConfigError` otherwise."""
+@dataclass(frozen=True)
+class Condition:
+    """A parsed ``--condition``: ``kind`` clean, gain, snr or robot, with its settings."""
+
+    text: str
+    kind: str
+    gain_db: float = 0.0
+    snr_db: float = float("nan")
+    noise: str = ""
+    sim_config: str | None = None
+
+
+def _number(text: str, low: float, high: float) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) and low <= value <= high else None
+
+
+def parse_condition(text: str) -> Condition:
+    """A :class:`Condition` from its text; :class:`ConfigError` naming the fix otherwise."""
     if text == "clean":
-        return 0.0
+        return Condition(text, "clean")
     if text.startswith("gain="):
-        try:
-            gain = float(text[len("gain="):])
-        except ValueError:
-            gain = float("nan")
-        if np.isfinite(gain) and -60 <= gain <= 40:
-            return gain
-    raise ConfigError(f"condition {text!r}: use clean or gain=DB with DB in -60..40 (e.g. gain=-20)")
+        gain = _number(text[len("gain="):], -60, 40)
+        if gain is not None:
+            return Condition(text, "gain", gain_db=gain)
+    if text.startswith("snr="):
+        from ser_robot.acoustics.noise import CATEGORIES
+
+        value, _, noise = text[len("snr="):].partition(":")
+        snr = _number(value, -20, 60)
+        usable = sorted(name for name, category in CATEGORIES.items() if not category.needs_speech)
+        if snr is not None and noise in usable:
+            return Condition(text, "snr", snr_db=snr, noise=noise)
+        raise ConfigError(f"condition {text!r}: use snr=DB:NOISE with DB in -20..60 and NOISE one of {usable} "
+                          "(e.g. snr=10:pink)")
+    if text == "robot" or text.startswith("robot="):
+        config = text[len("robot="):] if "=" in text else None
+        if config is not None and not pathlib.Path(config).is_file():
+            raise ConfigError(f"condition {text!r}: simulator configuration {config} not found "
+                              "(e.g. robot=config/sim/icub_lab.yaml)")
+        return Condition(text, "robot", sim_config=config)
+    raise ConfigError(f"condition {text!r}: use clean, gain=DB (DB in -60..40, e.g. gain=-20), snr=DB:NOISE "
+                      "(e.g. snr=10:pink) or robot[=SIM.yaml]")
+
+
+def condition_utterances(utterances: Sequence[Any], condition: Condition, work: str | pathlib.Path,
+                         progress: bool = False) -> list[Any]:
+    """The utterances to score under ``condition``: the robot twin's (rendered into ``work/robot_twin``,
+    reused when there), the given ones otherwise."""
+    if condition.kind != "robot":
+        return list(utterances)
+    from ser_robot.data.manifest import Manifest, write_manifest
+    from ser_robot.sim.simulator import simulate_robot
+
+    work = pathlib.Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    source = work / "robot_source.jsonl"
+    write_manifest(source, Manifest(list(utterances)))
+    twin = simulate_robot(source, work / "robot_twin", config_path=condition.sim_config, workers=1,
+                          progress=progress)
+    return list(twin)
+
+
+def _with_noise(samples: np.ndarray, rate: int, condition: Condition, key: str) -> np.ndarray:
+    """``samples`` ``(frames, channels)`` plus a noise clip at ``condition.snr_db`` below its active level."""
+    from ser_robot.acoustics.noise import category_rng, generate_noise
+    from ser_robot.audio.resample import resample
+    from ser_robot.data.synth.render import active_level_db
+
+    seconds = len(samples) / rate
+    clip = generate_noise(condition.noise, category_rng(zlib.crc32(key.encode()), condition.noise, 0),
+                          seconds + 0.1).samples.astype(np.float32)
+    if rate != 16000:
+        clip = resample(clip, 16000, rate)
+    clip = np.resize(clip, len(samples))
+    mono = samples.mean(axis=1)
+    speech_db = active_level_db(mono.astype(np.float64))
+    noise_db = 10 * np.log10(float(np.mean(clip.astype(np.float64) ** 2)) + 1e-20)
+    scale = 10 ** ((speech_db - condition.snr_db - noise_db) / 20)
+    return samples + (clip * np.float32(scale))[:, None]
 
 
 def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "clean",
                       progress: bool = False) -> dict[str, Any]:
-    """Scores and per-utterance predictions of categorical ``model`` on ``utterances`` under ``condition``."""
+    """Scores and per-utterance predictions of categorical ``model`` on ``utterances`` under ``condition``
+    (clean, gain or snr; for ``robot`` pass the twin's utterances, :func:`condition_utterances`)."""
     from tqdm import tqdm
 
     from ser_robot.eval.metrics import classification_report
@@ -48,7 +133,8 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
 
     if not model.labels:
         raise ConfigError(f"model {model.model_id} is dimensional; ser-robot evaluate scores categorical models")
-    gain = np.float32(10 ** (parse_condition(condition) / 20))
+    parsed = parse_condition(condition)
+    gain = np.float32(10 ** (parsed.gain_db / 20))
     outside = sorted({u.label for u in utterances} - set(model.labels))
     if outside:
         raise ConfigError(f"labels {outside} of the manifest are not classes of model {model.model_id} "
@@ -56,6 +142,8 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
     rows, streams = [], {}
     for utterance in tqdm(utterances, desc="evaluate", unit="utt", disable=not progress):
         samples, rate = read_audio(utterance.path)
+        if parsed.kind == "snr":
+            samples = _with_noise(samples, rate, parsed, utterance.id)
         if utterance.speaker not in streams:
             streams[utterance.speaker] = model.new_stream()
         probabilities = predict_whole(model, samples * gain, rate, stream=streams[utterance.speaker]).probabilities
