@@ -54,6 +54,8 @@ if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/torch.txt"
   "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/cluster.txt" -c "$ROOT/requirements/base.txt" \
     -c "$ROOT/requirements/torch.txt"
+  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/test.txt" -c "$ROOT/requirements/base.txt" \
+    -c "$ROOT/requirements/torch.txt"
   echo "$req_hash" > "$STAMPS/requirements"
   rm -f "$STAMPS/msgs"
 fi

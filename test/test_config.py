@@ -72,7 +72,6 @@ def test_non_finite_numbers_are_rejected(node, spec, value):
 
 
 def test_topic_and_namespace_rules_agree_with_rclpy():
-    pytest.importorskip("rclpy")
     from rclpy.expand_topic_name import expand_topic_name
     from rclpy.validate_full_topic_name import validate_full_topic_name
     from rclpy.validate_namespace import validate_namespace

@@ -87,7 +87,7 @@ def test_sine_lands_in_its_band(name: str, freq: float) -> None:
 
 @pytest.mark.parametrize("name", ["latif2020", "mtl_aug", "ren2020"])
 def test_agrees_with_librosa(name: str) -> None:
-    librosa = pytest.importorskip("librosa")
+    import librosa  # requirements/test.txt: make setup installs it, so this comparison never skips
     import numpy as np
 
     extractor = LogMel(name)

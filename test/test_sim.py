@@ -259,7 +259,6 @@ def test_a_bank_room_equal_to_the_lab_is_refused(noise_bank, tmp_path):
 
 
 def test_plot_rerecording(robot_runs, corpus, tmp_path):
-    pytest.importorskip("matplotlib")
     from ser_robot.sim import plot_rerecording
 
     _, robot, _ = robot_runs
