@@ -47,6 +47,7 @@ __all__ = [
     "topic_name_problem",
     "namespace_problem",
     "default_config_path",
+    "package_file",
     "config_file",
     "read_yaml_mapping",
 ]
@@ -461,17 +462,23 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
 
 
-def config_file(name: str) -> pathlib.Path:
-    """``config/<name>`` of the source tree, or of the installed ROS package's share folder."""
-    here = pathlib.Path(__file__).resolve().parent.parent / "config" / name
+def package_file(relative: str | pathlib.Path) -> pathlib.Path:
+    """``relative`` (e.g. ``config/ser.yaml``, ``models/default/model.pt``) in the source tree, or in
+    the installed ROS package's share folder when the source tree has no such file."""
+    here = pathlib.Path(__file__).resolve().parent.parent / relative
     if here.exists():
         return here
     try:
         from ament_index_python.packages import get_package_share_directory
 
-        return pathlib.Path(get_package_share_directory("ser_robot")) / "config" / name
+        return pathlib.Path(get_package_share_directory("ser_robot")) / relative
     except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
         return here
+
+
+def config_file(name: str) -> pathlib.Path:
+    """``config/<name>`` of the source tree, or of the installed ROS package's share folder."""
+    return package_file(pathlib.Path("config") / name)
 
 
 def default_config_path() -> pathlib.Path:

@@ -34,15 +34,9 @@ DEFAULT_MODEL = pathlib.Path("models") / "default" / "model.pt"
 
 def default_model_path() -> pathlib.Path:
     """``models/default/model.pt`` of the source tree, or of the installed ROS package's share folder."""
-    here = pathlib.Path(__file__).resolve().parent.parent.parent / DEFAULT_MODEL
-    if here.exists():
-        return here
-    try:
-        from ament_index_python.packages import get_package_share_directory
+    from ser_robot.config import package_file
 
-        return pathlib.Path(get_package_share_directory("ser_robot")) / DEFAULT_MODEL
-    except Exception:  # noqa: BLE001 - no ament index: report the source-tree path
-        return here
+    return package_file(DEFAULT_MODEL)
 
 
 def resolve_device(name: str) -> torch.device:
