@@ -10,40 +10,25 @@ restarted stream; ``timeline_restarts`` on ``diagnostics`` counts these.
 from __future__ import annotations
 
 import abc
-import collections
 import threading
 import time
 from typing import Any
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.errors import SerRobotError
 from ser_robot.ros.conversions import chunk_to_audio_frame
-from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
+from ser_robot.ros.diagnostics import OK, WARN, LatencyStats, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, SENSOR_DATA_QOS
 from ser_robot_msgs.msg import AudioFrame
 
-__all__ = ["AudioSourceNode", "LatencyStats"]
+__all__ = ["AudioSourceNode"]
 
 DIAGNOSTICS_PERIOD_S = 1.0
 LATENCY_WARN_S = 0.005  # callback-to-publish p99 above this is a WARN
-
-
-class LatencyStats:
-    """Recent callback-to-publish latencies (s); percentiles over the last ``window`` values."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self._values: collections.deque[float] = collections.deque(maxlen=window)
-
-    def add(self, latency_s: float) -> None:
-        self._values.append(latency_s)
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self._values, q)) if self._values else float("nan")
 
 
 class AudioSourceNode(LifecycleNode, metaclass=abc.ABCMeta):

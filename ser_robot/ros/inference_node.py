@@ -67,7 +67,7 @@ from ser_robot.inference.engine import (
 from ser_robot.inference.model import EmotionModel
 from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import MAX_STAMP_SEC, seconds_to_time, time_to_seconds
-from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
+from ser_robot.ros.diagnostics import ERROR, OK, WARN, LatencyStats, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, for_streams
 from ser_robot_msgs.msg import Emotion, FeatureFrames
@@ -235,16 +235,6 @@ def result_line(msg: Emotion, latency_s: float) -> str:
     return f"{end}  {msg.source_id}  {length:4.1f} s  {what}  latency {latency_s * 1e3:6.1f} ms"
 
 
-class _Latency:
-    """Recent latencies (s) of final results: publication time minus window end."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self.values: collections.deque[float] = collections.deque(maxlen=window)
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.values, q)) if self.values else float("nan")
-
-
 @dataclass
 class _Stream:
     """One stream: its engine, when it was last heard (``time.monotonic()`` s), the next ``seq`` per topic."""
@@ -271,7 +261,7 @@ class InferenceNode(ConsumerNode):
         self.published = 0
         self.processing_s = 0.0
         self.audio_s = 0.0
-        self.latency = _Latency()
+        self.latency = LatencyStats()
         self.max_frames: dict[str, int] = {}  # topic -> longest block accepted, frames
         self._retired = InferenceCounters()  # engine counters of the streams forgotten or restarted so far
         self._reported: dict[str, int] = {}  # totals at the previous report
@@ -483,7 +473,7 @@ class InferenceNode(ConsumerNode):
             self.published += 1
             if result.final:
                 latency = time.time() - result.window_end
-                self.latency.values.append(latency)
+                self.latency.add(latency)
                 if self.params["stdout"]:
                     print(result_line(msg, latency), flush=True)
             if self._expression is not None and result.final and result.speech and msg.label:
