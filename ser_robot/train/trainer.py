@@ -487,10 +487,75 @@ def train(config: TrainConfig, fold: Fold, *, model_factory: ModelFactory | None
         cleanup(context)
 
 
+@dataclass
+class _Run:
+    """Everything one training run holds between its epochs (:func:`_setup` builds it)."""
+
+    config: TrainConfig
+    fold: Fold
+    context: DistContext
+    show: bool
+    out: pathlib.Path | None
+    write: bool
+    labels: tuple[str, ...]
+    train_set: UtteranceDataset
+    val_set: UtteranceDataset | None
+    test_set: UtteranceDataset
+    bank_set: Any
+    normalizer: FeatureNormalizer
+    featurizer: BatchFeaturizer
+    speaker_stats: tuple[torch.Tensor, torch.Tensor] | None
+    hparams: Mapping[str, Any]
+    num_outputs: int
+    names: tuple[str, ...]
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    use_scaler: bool
+    mode: str
+    monitor: str
+    sampler: SortaGradBatchSampler
+    loader: Any
+    val_batches: list[tuple[torch.Tensor, Features]] | None
+    base: dict[str, Any]
+    start_epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"epoch": 0, "metric": None, "state": None,
+                                                          "validation": None})
+    bad_epochs: int = 0
+    stopped: bool = False
+
+    @property
+    def best_path(self) -> pathlib.Path | None:
+        return self.out / "best.pt" if self.write and self.out is not None else None
+
+    @property
+    def last_path(self) -> pathlib.Path | None:
+        return self.out / "last.pt" if self.write and self.out is not None else None
+
+    def model_entry(self, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        return {"name": self.config.model, "hparams": to_plain(self.hparams), "config": to_plain(self.model.config),
+                "state": {k: v.detach().cpu() for k, v in state.items()}, "head": self.config.head,
+                "num_outputs": self.num_outputs, "num_features": len(self.names)}
+
+
 def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: ModelFactory,
            out_dir: str | pathlib.Path | None, resume: str | pathlib.Path | None, progress: bool) -> TrainResult:
-    from tqdm import tqdm
+    run = _setup(config, fold, context, factory, out_dir, resume, progress)
+    for epoch in range(run.start_epoch, config.epochs):
+        if run.stopped:
+            break
+        entry = _train_epoch(run, epoch)
+        _end_epoch(run, epoch, entry)
+        barrier(context)
+    return _finish(run)
 
+
+def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: ModelFactory,
+           out_dir: str | pathlib.Path | None, resume: str | pathlib.Path | None, progress: bool) -> _Run:
+    """Data, features and their statistics, model, optimiser, resumed state: a :class:`_Run`."""
     device = context.device
     show = progress and context.is_main
     out = pathlib.Path(out_dir) if out_dir is not None else None
@@ -532,11 +597,9 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         gather = (lambda obj: all_gather_objects(context, obj)) if context.distributed else None
         normalizer = fit_normalizer(featurizer, loader, device, show, gather)
     featurizer = BatchFeaturizer(extractor, normalizer, build_augmentation(config.augmentation, config.sample_rate),
-                                 level=config.level_normalization)
+                                 level=config.level_normalization).to(device)
     speaker_stats = _speaker_statistics(bank_set, device) if config.normalization == "speaker" else None
-    featurizer = featurizer.to(device)
 
-    # model
     hparams = load_model_hparams(config.model_config, config.model)
     num_outputs = len(labels) if config.head == "categorical" else len(DIMENSIONS)
     torch.manual_seed(config.seed)
@@ -557,21 +620,6 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
     use_scaler = device.type == "cuda" and config.amp and config.amp_dtype == "fp16"
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
 
-    start_epoch, history = 0, []
-    best: dict[str, Any] = {"epoch": 0, "metric": None, "state": None, "validation": None}
-    bad_epochs, stopped = 0, False
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        set_rng_state(checkpoint["rng"])
-        start_epoch = int(checkpoint["epoch"])
-        history = list(checkpoint["history"])
-        best = dict(checkpoint["best"])
-        bad_epochs = int(checkpoint["early_stop"]["bad_epochs"])
-        stopped = bool(checkpoint["early_stop"]["stopped"])
-
     sampler = SortaGradBatchSampler(train_set.durations, config.batch_size, config.seed, config.sortagrad,
                                     config.bucket_batches, rank=context.rank, world_size=context.world_size)
     loader = torch.utils.data.DataLoader(bank_set if bank_set is not None else train_set, batch_sampler=sampler,
@@ -579,7 +627,6 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
                                          num_workers=config.workers, pin_memory=device.type == "cuda",
                                          persistent_workers=config.workers > 0)
     val_batches = feature_batches(featurizer, val_set, config, context) if val_set is not None else None
-    monitor = config.monitor_metric if val_set is not None else "loss"
     base = {
         "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
         "sample_rate": config.sample_rate, "train_config": config.to_dict(),
@@ -591,123 +638,149 @@ def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
     if config.head == "dimensional":  # targets stay on the corpus' rating scale (the papers' MAE is on it);
         base["dimension_scale"] = list(dimension_scale({u.corpus for u in fold.train}))  # inference maps it to [-1, 1]
 
-    def model_entry(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        return {"name": config.model, "hparams": to_plain(hparams), "config": to_plain(model.config),
-                "state": {k: v.detach().cpu() for k, v in state.items()}, "head": config.head,
-                "num_outputs": num_outputs, "num_features": len(names)}
+    run = _Run(config=config, fold=fold, context=context, show=show, out=out, write=write, labels=labels,
+               train_set=train_set, val_set=val_set, test_set=test_set, bank_set=bank_set, normalizer=normalizer,
+               featurizer=featurizer, speaker_stats=speaker_stats, hparams=hparams, num_outputs=num_outputs,
+               names=names, model=model, net=net, optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+               use_scaler=use_scaler, mode=mode, monitor=config.monitor_metric if val_set is not None else "loss",
+               sampler=sampler, loader=loader, val_batches=val_batches, base=base)
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
+        set_rng_state(checkpoint["rng"])
+        run.start_epoch = int(checkpoint["epoch"])
+        run.history = list(checkpoint["history"])
+        run.best = dict(checkpoint["best"])
+        run.bad_epochs = int(checkpoint["early_stop"]["bad_epochs"])
+        run.stopped = bool(checkpoint["early_stop"]["stopped"])
+    return run
 
-    last_path = out / "last.pt" if write else None
-    best_path = out / "best.pt" if write else None
-    epoch = start_epoch
-    for epoch in range(start_epoch, config.epochs):
-        if stopped:
-            break
-        sampler.set_epoch(epoch)
-        if bank_set is not None:
-            bank_set.set_epoch(epoch)
-        plan = sampler.global_batches(epoch)
-        model.train()
-        started = time.perf_counter()
-        loss_sum = torch.zeros(2, dtype=torch.float64)  # sum of losses, utterances
-        applied_sum: torch.Tensor | None = None
-        aug_names: tuple[str, ...] = ()
-        bar = tqdm(loader, total=len(plan), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-                   disable=not show, leave=False)
-        for step, batch in enumerate(bar):
-            global_size = len(plan[step])
-            real = len(shard(plan[step], context.rank, context.world_size))
-            weights = torch.ones(batch.lengths.shape[0], device=device) if real else torch.zeros(1, device=device)
-            if bank_set is not None:
-                feats = _bank_features(batch, normalizer, bank_set.bank.steps, device, speaker_stats)
-            else:
-                generator = batch_generator(config.seed, epoch, step, context.rank)
-                feats = featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
+
+def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
+    """One pass over the training set; returns the epoch's history entry (loss, lr, speed, augmentation)."""
+    from tqdm import tqdm
+
+    config, context, device = run.config, run.context, run.context.device
+    run.sampler.set_epoch(epoch)
+    if run.bank_set is not None:
+        run.bank_set.set_epoch(epoch)
+    plan = run.sampler.global_batches(epoch)
+    run.model.train()
+    started = time.perf_counter()
+    loss_sum = torch.zeros(2, dtype=torch.float64)  # sum of losses, utterances
+    applied_sum: torch.Tensor | None = None
+    aug_names: tuple[str, ...] = ()
+    bar = tqdm(run.loader, total=len(plan), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+               disable=not run.show, leave=False)
+    for step, batch in enumerate(bar):
+        global_size = len(plan[step])
+        real = len(shard(plan[step], context.rank, context.world_size))
+        weights = torch.ones(batch.lengths.shape[0], device=device) if real else torch.zeros(1, device=device)
+        if run.bank_set is not None:
+            feats = _bank_features(batch, run.normalizer, run.bank_set.bank.steps, device, run.speaker_stats)
+        else:
+            generator = batch_generator(config.seed, epoch, step, context.rank)
+            feats = run.featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
                                    augment=True, generator=generator)
-            targets = batch.targets(config.head).to(device)
-            with _autocast(config, device):
-                outputs = net(feats.features, feats.lengths)
-            if config.head == "dimensional" and config.dimensional_loss == "ccc":
-                loss = ccc_loss(outputs, targets) * (1.0 if real else 0.0)
-                batch_loss_sum = loss.detach() * real
-            else:
-                per_example = _per_example_loss(outputs, targets, config.head) * weights
-                loss = per_example.sum() * (context.world_size / global_size)
-                batch_loss_sum = per_example.detach().sum()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            if config.clip > 0:
-                torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
-            scaler.step(optimizer)
-            scaler.update()
-            loss_sum += torch.tensor([float(batch_loss_sum), real], dtype=torch.float64)
-            if feats.applied.shape[1]:
-                counts = feats.applied[: real].sum(dim=0).double()
-                applied_sum = counts if applied_sum is None else applied_sum + counts
-                aug_names = feats.names
-            if show:
-                bar.set_postfix(loss=f"{float(batch_loss_sum) / max(real, 1):.4f}",
-                                lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-        bar.close()
-        loss_sum = all_reduce_sum(context, loss_sum)
-        if applied_sum is not None:
-            applied_sum = all_reduce_sum(context, applied_sum)
-        seconds = time.perf_counter() - started
-        train_loss = float(loss_sum[0] / loss_sum[1])
-        entry: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-                                 "seconds": seconds, "utterances_per_s": float(loss_sum[1]) / seconds}
-        if applied_sum is not None:
-            entry["augmented"] = {n: float(v) / float(loss_sum[1]) for n, v in zip(aug_names, applied_sum.tolist())}
-        if val_set is not None:
-            report = evaluate(net, featurizer, val_set, config, context, val_batches)
-            value = float(report[monitor])
-            entry["validation"] = _scalars(report)
+        targets = batch.targets(config.head).to(device)
+        with _autocast(config, device):
+            outputs = run.net(feats.features, feats.lengths)
+        if config.head == "dimensional" and config.dimensional_loss == "ccc":
+            loss = ccc_loss(outputs, targets) * (1.0 if real else 0.0)
+            batch_loss_sum = loss.detach() * real
         else:
-            report, value = None, train_loss
-        entry["monitor"] = value
-        scheduler.step(value)
-        improved = _improved(value, best["metric"], mode) or val_set is None
-        entry["improved"] = improved
-        if improved:
-            best = {"epoch": epoch + 1, "metric": value, "validation": report,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
-        stopped = val_set is not None and config.early_stop_patience > 0 and bad_epochs >= config.early_stop_patience
-        history.append(to_plain(entry))
-        if context.is_main:
-            val_text = f", validation {monitor} {value:.4f}" if val_set is not None else ""
-            log.info("epoch %d: train loss %.4f%s, lr %.2e, %.1f utt/s%s", epoch + 1, train_loss, val_text,
-                     entry["lr"], entry["utterances_per_s"], " (best)" if improved else "")
-        if write:
-            if improved:
-                save_checkpoint(best_path, {**base, "kind": "best", "model": model_entry(best["state"]),
-                                            "epoch": epoch + 1, "best_validation": report, "history": history})
-            save_checkpoint(last_path, {
-                **base, "kind": "last", "model": model_entry(model.state_dict()), "epoch": epoch + 1,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if use_scaler else None, "rng": get_rng_state(),
-                "early_stop": {"bad_epochs": bad_epochs, "stopped": stopped}, "best": best, "history": history})
-        barrier(context)
+            per_example = _per_example_loss(outputs, targets, config.head) * weights
+            loss = per_example.sum() * (context.world_size / global_size)
+            batch_loss_sum = per_example.detach().sum()
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        if config.clip > 0:
+            torch.nn.utils.clip_grad_value_(run.model.parameters(), config.clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        loss_sum += torch.tensor([float(batch_loss_sum), real], dtype=torch.float64)
+        if feats.applied.shape[1]:
+            counts = feats.applied[: real].sum(dim=0).double()
+            applied_sum = counts if applied_sum is None else applied_sum + counts
+            aug_names = feats.names
+        if run.show:
+            bar.set_postfix(loss=f"{float(batch_loss_sum) / max(real, 1):.4f}",
+                            lr=f"{run.optimizer.param_groups[0]['lr']:.2e}")
+    bar.close()
+    loss_sum = all_reduce_sum(context, loss_sum)
+    if applied_sum is not None:
+        applied_sum = all_reduce_sum(context, applied_sum)
+    seconds = time.perf_counter() - started
+    entry: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"],
+                             "train_loss": float(loss_sum[0] / loss_sum[1]), "seconds": seconds,
+                             "utterances_per_s": float(loss_sum[1]) / seconds}
+    if applied_sum is not None:
+        entry["augmented"] = {n: float(v) / float(loss_sum[1]) for n, v in zip(aug_names, applied_sum.tolist())}
+    return entry
 
-    if best["state"] is None:
-        raise TrainError(f"no epoch was trained (epochs={config.epochs}, resumed at epoch {start_epoch})")
-    model.load_state_dict(best["state"])
-    test = evaluate(model, featurizer, test_set, config, context)
-    throughputs = [h["utterances_per_s"] for h in history if h.get("epoch", 0) > start_epoch] or \
-                  [h["utterances_per_s"] for h in history]
+
+def _end_epoch(run: _Run, epoch: int, entry: dict[str, Any]) -> None:
+    """Validation, learning-rate schedule, model selection, early stopping and checkpoints of one epoch."""
+    config = run.config
+    if run.val_set is not None:
+        report = evaluate(run.net, run.featurizer, run.val_set, config, run.context, run.val_batches)
+        value = float(report[run.monitor])
+        entry["validation"] = _scalars(report)
+    else:
+        report, value = None, entry["train_loss"]
+    entry["monitor"] = value
+    run.scheduler.step(value)
+    improved = _improved(value, run.best["metric"], run.mode) or run.val_set is None
+    entry["improved"] = improved
+    if improved:
+        run.best = {"epoch": epoch + 1, "metric": value, "validation": report,
+                    "state": {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
+        run.bad_epochs = 0
+    else:
+        run.bad_epochs += 1
+    run.stopped = (run.val_set is not None and config.early_stop_patience > 0
+                   and run.bad_epochs >= config.early_stop_patience)
+    run.history.append(to_plain(entry))
+    if run.context.is_main:
+        val_text = f", validation {run.monitor} {value:.4f}" if run.val_set is not None else ""
+        log.info("epoch %d: train loss %.4f%s, lr %.2e, %.1f utt/s%s", epoch + 1, entry["train_loss"], val_text,
+                 entry["lr"], entry["utterances_per_s"], " (best)" if improved else "")
+    if run.write:
+        if improved:
+            save_checkpoint(run.best_path, {**run.base, "kind": "best", "model": run.model_entry(run.best["state"]),
+                                            "epoch": epoch + 1, "best_validation": report, "history": run.history})
+        save_checkpoint(run.last_path, {
+            **run.base, "kind": "last", "model": run.model_entry(run.model.state_dict()), "epoch": epoch + 1,
+            "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict() if run.use_scaler else None, "rng": get_rng_state(),
+            "early_stop": {"bad_epochs": run.bad_epochs, "stopped": run.stopped}, "best": run.best,
+            "history": run.history})
+
+
+def _finish(run: _Run) -> TrainResult:
+    """The selected weights scored on the test part; ``result.json`` and ``history.csv`` written."""
+    config, context = run.config, run.context
+    if run.best["state"] is None:
+        raise TrainError(f"no epoch was trained (epochs={config.epochs}, resumed at epoch {run.start_epoch})")
+    run.model.load_state_dict(run.best["state"])
+    test = evaluate(run.model, run.featurizer, run.test_set, config, context)
+    throughputs = [h["utterances_per_s"] for h in run.history if h.get("epoch", 0) > run.start_epoch] or \
+                  [h["utterances_per_s"] for h in run.history]
     result = TrainResult(
-        model=model.eval(), normalizer=normalizer, labels=labels, best_epoch=int(best["epoch"]),
-        best_metric=float(best["metric"]), validation=best["validation"], test=test, history=history,
-        stopped_early=stopped, throughput=float(np.mean(throughputs)), out_dir=out if write else None,
-        best_checkpoint=best_path, last_checkpoint=last_path, config=config)
-    if write:
-        _write_outputs(out, config, to_plain({
-            "fold": base["fold"], "labels": list(labels), "monitor": monitor, "best_epoch": result.best_epoch,
-            "best_metric": result.best_metric, "validation": result.validation, "test": test,
-            "stopped_early": stopped, "epochs_run": len(history), "throughput_utterances_per_s": result.throughput,
-            "world_size": context.world_size, "device": str(device),
-        }), history)
+        model=run.model.eval(), normalizer=run.normalizer, labels=run.labels, best_epoch=int(run.best["epoch"]),
+        best_metric=float(run.best["metric"]), validation=run.best["validation"], test=test, history=run.history,
+        stopped_early=run.stopped, throughput=float(np.mean(throughputs)), out_dir=run.out if run.write else None,
+        best_checkpoint=run.best_path, last_checkpoint=run.last_path, config=config)
+    if run.write:
+        _write_outputs(run.out, config, to_plain({
+            "fold": run.base["fold"], "labels": list(run.labels), "monitor": run.monitor,
+            "best_epoch": result.best_epoch, "best_metric": result.best_metric, "validation": result.validation,
+            "test": test, "stopped_early": run.stopped, "epochs_run": len(run.history),
+            "throughput_utterances_per_s": result.throughput, "world_size": context.world_size,
+            "device": str(context.device),
+        }), run.history)
     barrier(context)
     return result
