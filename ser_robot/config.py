@@ -46,8 +46,10 @@ __all__ = [
     "parse_yaml",
     "topic_name_problem",
     "namespace_problem",
+    "deep_merge",
     "default_config_path",
     "package_file",
+    "parse_key_values",
     "config_file",
     "read_yaml_mapping",
 ]
@@ -503,6 +505,49 @@ def param_spec(node: str, name: str) -> ParamSpec:
     return specs[name]
 
 
+def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in (nested mappings merged key by key; copies, inputs untouched).
+
+    The one merge of every configuration: node parameters, training, simulator and experiment files.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_key_values(pairs: Sequence[str], example: str = "epochs=5 or augmentation.p_ir=0.2",
+                     depth: int | None = None, form: str = "KEY") -> dict[str, Any]:
+    """``KEY=VALUE`` strings (every ``--set``) -> nested mapping; a dotted KEY reaches nested keys.
+
+    VALUE is read by :func:`parse_yaml` (plain YAML data only, ``1e-4`` a number); a later pair of
+    the same key wins. ``depth``: the number of dotted parts a KEY must have (``None``: any). A
+    malformed pair raises :class:`ConfigError` in one line naming it (``--set PAIR: expected
+    FORM=VALUE, e.g. EXAMPLE``); whether a key exists and its value fits is the caller's to check.
+    """
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        path = key.split(".")
+        try:
+            if not sep or not all(path) or (depth is not None and len(path) != depth):
+                raise ConfigError(f"expected {form}=VALUE, e.g. {example}")
+            value = parse_yaml(text, "VALUE")
+            target = result
+            for level, parent in enumerate(path[:-1]):
+                target = target.setdefault(parent, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(f"an earlier --set gave {'.'.join(path[:level + 1])} the value {target!r}, "
+                                      f"which has no key {path[level + 1]!r}")
+            target[path[-1]] = value
+        except ConfigError as exc:
+            raise ConfigError(f"--set {pair}: {exc}") from None
+    return result
+
+
 def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
     """``NODE.PARAM=VALUE`` strings (``--set``; VALUE read as YAML) -> ``{node: {param: value}}``.
 
@@ -510,12 +555,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, dict[str, ParamValue]]:
     """
     result: dict[str, dict[str, ParamValue]] = {}
     for pair in pairs:
-        key, sep, text = pair.partition("=")
-        node, dot, param = key.partition(".")
+        parsed = parse_key_values([pair], "features.feature_set=logmel", depth=2, form="NODE.PARAM")
+        ((node, params),) = parsed.items()
+        ((param, value),) = params.items()
         try:
-            if not (sep and dot and node and param):
-                raise ConfigError("expected NODE.PARAM=VALUE, e.g. features.feature_set=logmel")
-            value = parse_yaml(text, "VALUE")
             result.setdefault(node, {})[param] = param_spec(node, param).validate(value, node)
         except ConfigError as exc:
             raise ConfigError(f"--set {pair}: {exc}") from None

@@ -41,7 +41,6 @@ there, else from the experiment file's folder, else from the repository root; ou
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -50,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ser_robot.config import read_yaml_mapping
+from ser_robot.config import deep_merge, read_yaml_mapping
 from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
 
@@ -181,17 +180,6 @@ class ExperimentConfig:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def deep_merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in (nested mappings merged key by key; copies, inputs untouched)."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def resolve_input(value: str | pathlib.Path, base: pathlib.Path) -> pathlib.Path:

@@ -11,7 +11,6 @@ Units: Hz, dB, seconds, metres, degrees (azimuth: ROS REP 103, 0 = ahead, positi
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -23,7 +22,7 @@ from typing import Any
 
 
 from ser_robot.acoustics.noise import CATEGORIES, SAMPLE_RATE
-from ser_robot.config import read_yaml_mapping
+from ser_robot.config import deep_merge, read_yaml_mapping
 from ser_robot.errors import ConfigError
 
 __all__ = [
@@ -181,7 +180,7 @@ class SimulatorConfig:
 
     def replace(self, **sections: Mapping[str, Any] | Any) -> SimulatorConfig:
         """A validated copy with ``sections`` overridden (mappings merged into their section)."""
-        return _build(_merge(self.to_dict(), sections), self.source)
+        return _build(deep_merge(self.to_dict(), sections), self.source)
 
     def ear_positions(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """(left, right) ear positions in the lab room, metres."""
@@ -346,16 +345,6 @@ def _check(name: str, value: Any, spec: _Spec) -> Any:
     raise AssertionError(kind)  # pragma: no cover - schema bug
 
 
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
 def _keys(name: str, given: Mapping[str, Any], known: Mapping[str, Any]) -> None:
     unknown = sorted(set(given) - set(known))
     if unknown:
@@ -434,6 +423,6 @@ def load_sim_config(path: str | pathlib.Path | None = None,
     path = pathlib.Path(path) if path is not None else default_sim_config_path()
     raw = read_yaml_mapping(path, "simulator configuration")
     try:
-        return _build(_merge(raw, overrides or {}), str(path))
+        return _build(deep_merge(raw, overrides or {}), str(path))
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ser_robot.config import parse_yaml, read_yaml_mapping
+from ser_robot.config import deep_merge, parse_key_values, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 
@@ -312,42 +312,9 @@ def _validate(config: TrainConfig) -> None:
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (``ser-robot train --set``) -> mapping for :func:`load_train_config`.
-
-    VALUE is read by :func:`ser_robot.config.parse_yaml`, as ``ser-robot run --set`` reads it:
-    plain YAML data only, ``1e-4`` a number. A dotted KEY reaches nested keys
-    (``augmentation.p_ir=0.2``); a later pair of the same key wins. A malformed pair raises
-    :class:`ConfigError` in one line naming it (``--set KEY=VALUE: ...``); whether a key exists
-    and its value fits is checked by :func:`load_train_config`.
-    """
-    result: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        path = key.split(".")
-        try:
-            if not sep or not all(path):
-                raise ConfigError("expected KEY=VALUE, e.g. epochs=5 or augmentation.p_ir=0.2")
-            value = parse_yaml(text, "VALUE")
-            target = result
-            for depth, parent in enumerate(path[:-1]):
-                target = target.setdefault(parent, {})
-                if not isinstance(target, dict):
-                    raise ConfigError(f"an earlier --set gave {'.'.join(path[:depth + 1])} the value {target!r}, "
-                                      f"which has no key {path[depth + 1]!r}")
-            target[path[-1]] = value
-        except ConfigError as exc:
-            raise ConfigError(f"--set {pair}: {exc}") from None
-    return result
-
-
-def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
+    """``KEY=VALUE`` strings (``ser-robot train --set``) -> mapping for :func:`load_train_config`
+    (:func:`ser_robot.config.parse_key_values`: ``augmentation.p_ir=0.2`` reaches a nested key)."""
+    return parse_key_values(pairs)
 
 
 def load_train_config(path: str | pathlib.Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -361,7 +328,7 @@ def load_train_config(path: str | pathlib.Path, overrides: Mapping[str, Any] | N
     if not path.is_file():
         raise ConfigError(f"training configuration {path} not found; see config/train/lakomkin.yaml for an example")
     data = read_yaml_mapping(path, "training configuration", empty_ok=True)
-    data = _merge(dict(data), overrides or {})
+    data = deep_merge(data, overrides or {})
     root = path.resolve().parent
     if isinstance(data.get("model_config"), str):
         data["model_config"] = _resolve(root, data["model_config"])
