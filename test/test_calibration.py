@@ -42,14 +42,15 @@ def test_abstention_keeps_the_confident_ones(tmp_path):
 def test_read_predictions_of_the_shipped_model():
     from conftest import ROOT
 
-    predictions = read_predictions(ROOT / "models/default/predictions_clean.csv")
-    assert predictions.labels == ("angry", "happy", "neutral", "sad") and len(predictions.targets) == 240
+    predictions = read_predictions(ROOT / "models/default/predictions/voices_clean.csv")  # p_<class> columns
+    assert predictions.labels == ("angry", "happy", "neutral", "sad") and len(predictions.targets) == 160
+    np.testing.assert_allclose(softmax(predictions.logits).sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_dimensional_predictions_are_refused(tmp_path):
     path = tmp_path / "dimensional.csv"
     path.write_text("id,speaker,arousal_true,valence_true,arousal_pred,valence_pred\nu1,s,0.1,0.2,0.3,0.4\n")
-    with pytest.raises(ValueError, match="no logit_<class> columns"):
+    with pytest.raises(ValueError, match="no logit_<class> or p_<class> columns"):
         read_predictions(path)
 
 
@@ -72,11 +73,12 @@ def test_a_result_below_min_confidence_is_published_as_uncertain(rclpy_context):
 def test_calibration_command_writes_its_report(tmp_path):
     from conftest import ROOT, ser_robot
 
-    done = ser_robot("calibration", str(ROOT / "models/default/predictions_clean.csv"), "--out", str(tmp_path / "c"))
+    done = ser_robot("calibration", str(ROOT / "models/default/predictions/voices_clean.csv"), "--out",
+                     str(tmp_path / "c"))
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "c" / "README.md").read_text()
     assert "Expected calibration error (10 bins): " in report and (tmp_path / "c" / "reliability.png").is_file()
     bad = tmp_path / "bad.csv"
     bad.write_text("id,true\nu1,angry\n")
     refused = ser_robot("calibration", str(bad), "--out", str(tmp_path / "d"))
-    assert refused.returncode != 0 and "no logit_<class> columns" in refused.stderr
+    assert refused.returncode != 0 and "no logit_<class> or p_<class> columns" in refused.stderr

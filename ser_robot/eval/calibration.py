@@ -33,14 +33,19 @@ class Predictions:
 
 
 def read_predictions(path: str | pathlib.Path) -> Predictions:
-    """A categorical predictions CSV of ``ser-robot train`` / ``build-model`` / an experiment (``logit_<class>`` columns)."""
+    """A categorical predictions CSV: ``logit_<class>`` columns (``ser-robot train``, an experiment) or
+    ``p_<class>`` probabilities (``ser-robot evaluate``, ``build-model``; their logs are the logits)."""
     with open(path, newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
-    columns = [c for c in (rows[0].keys() if rows else []) if c.startswith("logit_")]
+    header = list(rows[0].keys()) if rows else []
+    prefix = "logit_" if any(c.startswith("logit_") for c in header) else "p_"
+    columns = [c for c in header if c.startswith(prefix)]
     if not columns:
-        raise ValueError(f"{path} has no logit_<class> columns: only categorical predictions can be calibrated")
-    labels = tuple(c[len("logit_"):] for c in columns)
-    logits = np.array([[float(row[c]) for c in columns] for row in rows])
+        raise ValueError(f"{path} has no logit_<class> or p_<class> columns: only categorical predictions can be "
+                         "calibrated")
+    labels = tuple(c[len(prefix):] for c in columns)
+    values = np.array([[float(row[c]) for c in columns] for row in rows])
+    logits = values if prefix == "logit_" else np.log(np.clip(values, 1e-12, None))
     targets = np.array([labels.index(row["true"]) for row in rows])
     return Predictions(logits, targets, labels)
 

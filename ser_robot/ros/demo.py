@@ -36,10 +36,10 @@ START_DELAY_S = 3.0  # after activation, before the first utterance, s (the firs
 
 
 def _held_out_corpus(out: pathlib.Path, sentences: int) -> tuple[pathlib.Path, list[str], str]:
-    """Synthesise ``sentences`` x 4 emotions of each held-out speaker of the default model; returns
-    ``(manifest, speakers, model path)``."""
+    """Synthesise ``sentences`` x 4 emotions of the default model's first two held-out speakers (its
+    held-out voice pair); returns ``(manifest, speakers, model path)``."""
     from ser_robot.data.synth.corpus import generate_corpus
-    from ser_robot.data.synth.voices import VOICES
+    from ser_robot.data.synth.voices import VOICES, diverse_voices
     from ser_robot.inference.model import default_model_path
     from ser_robot.train.checkpoint import load_checkpoint
 
@@ -47,10 +47,11 @@ def _held_out_corpus(out: pathlib.Path, sentences: int) -> tuple[pathlib.Path, l
     if not model.is_file():
         raise CheckpointError(f"the default model {model} is missing: run `make model` (about an hour) or restore it "
                               "from git")
-    speakers = list(load_checkpoint(model)["fold"]["test"])
+    speakers = list(load_checkpoint(model)["fold"]["test"])[:2]
+    voices = "core" if set(speakers) <= {v.id for v in VOICES} else "diverse"
     manifest = out / "manifest.jsonl"
-    generate_corpus(out, speakers=len(VOICES), sentences=sentences, seed=0, workers=2, progress=False,
-                    only_speakers=speakers)
+    generate_corpus(out, speakers=len(VOICES) if voices == "core" else len(diverse_voices()), sentences=sentences,
+                    seed=0, workers=2, progress=False, only_speakers=speakers, voices=voices)
     return manifest, speakers, str(model)
 
 
