@@ -83,3 +83,25 @@ def test_node_refuses_a_corrupt_checkpoint_at_configure(tmp_path, tiny_checkpoin
     assert done.returncode != 0
     assert f"cannot load checkpoint {corrupt} safely" in done.stderr + done.stdout
 
+
+
+@pytest.mark.ros
+def test_cleanup_releases_the_publishers_and_the_model_and_configure_starts_afresh(rclpy_context):
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from ser_robot.ros.inference_node import InferenceNode
+
+    node = InferenceNode("inference_cleanup")
+    try:
+        success = TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == success
+        assert node.model is not None and node._emotion_publisher is not None
+        topics = dict(node.get_publisher_names_and_types_by_node("inference_cleanup", ""))
+        assert any(name.endswith("emotion") for name in topics)
+        assert node.trigger_cleanup() == success
+        assert node.model is None and node._emotion_publisher is None and node._diagnostics_publisher is None
+        topics = dict(node.get_publisher_names_and_types_by_node("inference_cleanup", ""))
+        assert not any(name.endswith("emotion") for name in topics)
+        assert node.trigger_configure() == success and node.model is not None  # afresh
+    finally:
+        node.destroy_node()

@@ -1,4 +1,5 @@
-"""Base lifecycle node of the consumers (features, inference, level meter): stop = tear down."""
+"""Base lifecycle node of the consumers (features, inference, level meter): stop = tear down,
+clean up = release what configure made."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import abc
 from collections.abc import Mapping
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 
 __all__ = ["ConsumerNode"]
 
 
 class ConsumerNode(LifecycleNode, metaclass=abc.ABCMeta):
     """Deactivation and shutdown both call :meth:`_teardown` (drop subscriptions and timers, publish
-    what is still held), so a consumer stopped either way leaves nothing behind.
+    what is still held), so a consumer stopped either way leaves nothing behind. Cleanup (back to
+    unconfigured) destroys the publishers configure created (every ``Publisher`` attribute) and
+    calls :meth:`_release` for the rest (a model), so a second configure starts afresh.
 
     A consumer that drops bad messages names its reasons in ``DROP_REASONS`` (``MALFORMED_REASONS``
     among them) and counts each under its reason in ``self.counts``.
@@ -35,6 +39,17 @@ class ConsumerNode(LifecycleNode, metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def _teardown(self) -> None:
         """Release subscriptions and timers; publish pending results."""
+
+    def _release(self) -> None:
+        """Drop what configure loaded besides publishers (override: a model, per-stream state)."""
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for name, value in list(vars(self).items()):
+            if isinstance(value, Publisher):
+                self.destroy_publisher(value)
+                setattr(self, name, None)
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._teardown()

@@ -322,6 +322,9 @@ class InferenceNode(ConsumerNode):
                 self._error(f"internal error finishing stream {stream[:NAME_CHARS]!r}: {type(exc).__name__}: {exc}")
             self._forget(stream)
 
+    def _release(self) -> None:
+        self.model = None  # the checkpoint is loaded again by the next configure
+
     # --- callbacks ----------------------------------------------------------------------------------
     def _on_features(self, msg: FeatureFrames) -> None:
         self._handle(msg, "features")
