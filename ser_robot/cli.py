@@ -5,22 +5,14 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import Callable, Sequence
 
 from ser_robot.config import (PLAY_RATE, PLAY_WAIT_S, RUN_DURATION, ParamSpec, namespace_problem, param_spec,
                               topic_name_problem)
+from ser_robot.command_line import OneLineErrorParser
 from ser_robot.errors import ConfigError, SerRobotError
 
-__all__ = ["main", "standalone_main"]
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, like every error of ``ser-robot``: what was
-    wrong; what to do (``--help`` when the message does not say)."""
-
-    def error(self, message: str) -> NoReturn:
-        advice = "" if "; " in message else f"; see {self.prog} --help"
-        self.exit(2, f"{self.prog}: error: {message}{advice}\n")
+__all__ = ["main"]
 
 
 def _number(spec: ParamSpec) -> Callable[[str], float]:
@@ -471,7 +463,7 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ser-robot", description=__doc__)
+    parser = OneLineErrorParser(prog="ser-robot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="start the nodes configured in a YAML file (one process)")
@@ -648,22 +640,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1)
     p.set_defaults(func=cmd_describe_corpus)
     return parser
-
-
-def standalone_main(prog: str, doc: str, add_arguments: Callable[[argparse.ArgumentParser], object],
-                    run: Callable[[argparse.Namespace], int], argv: Sequence[str] | None = None) -> int:
-    """One sub-command as its own program (``python -m ser_robot.train``, for torchrun): exit status 2 on errors."""
-    import logging
-
-    parser = _Parser(prog=prog, description=doc.split("\n\n")[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return run(args)
-    except SerRobotError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:

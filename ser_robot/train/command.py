@@ -75,6 +75,6 @@ def run_from_args(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ser_robot.train ...``; returns the exit status (2 on a configuration or data error)."""
-    from ser_robot.cli import standalone_main
+    from ser_robot.command_line import standalone_main
 
     return standalone_main("ser-robot train", __doc__, add_arguments, run_from_args, argv)
