@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 source ./setup.bash
 for dir in "$@"; do
   [ -f "$dir/experiment.resolved.json" ] || { echo "$dir: not an experiment results folder" >&2; exit 2; }
-  finished=$(find "$dir/jobs" -name job.json 2>/dev/null | wc -l)
+  finished=$( (find "$dir/jobs" -name job.json 2>/dev/null || true) | wc -l)
   if [ "$finished" -gt 0 ]; then
     python -c "import sys; from ser_robot.experiments import rebuild_tables; rebuild_tables(sys.argv[1])" "$dir"
   fi
@@ -16,7 +16,7 @@ for dir in "$@"; do
   for name in runs.csv tables.md effects.csv README.md run_info.json figures; do
     [ -e "$dir/$name" ] && git add "$dir/$name"
   done
-  find "$dir/jobs" -name job.json -printf '%h\n' 2>/dev/null | xargs -r git add
+  (find "$dir/jobs" -name job.json -printf '%h\n' 2>/dev/null || true) | xargs -r git add
   echo "$dir: $finished finished job(s) staged"
 done
 git diff --cached --quiet || git commit -qm "Results: finished jobs of $* ($(date -u +%Y-%m-%dT%H:%MZ))"
