@@ -74,6 +74,8 @@ class FunctionalsBaseline:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
+        from ser_robot.features.stream_normalization import speaker_statistics
+
         every = np.concatenate(frames)
         self.mean, self.std = every.mean(axis=0), every.std(axis=0)
         if self.normalization == "speaker":
@@ -82,8 +84,7 @@ class FunctionalsBaseline:
                 by_speaker.setdefault(speaker, []).append(index)
             frames = list(frames)
             for indices in by_speaker.values():
-                own = np.concatenate([frames[i] for i in indices])
-                mean, std = own.mean(axis=0), np.maximum(own.std(axis=0), 1e-3)
+                mean, std = (t.numpy() for t in speaker_statistics(torch.from_numpy(frames[i]) for i in indices))
                 for i in indices:  # onto the population's scale, as EmotionModel.predict maps a stream
                     frames[i] = (frames[i] - mean) / std * self.std + self.mean
         x = np.nan_to_num(np.stack([utterance_functionals(f, self.voiced_column) for f in frames]))

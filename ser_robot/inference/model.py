@@ -104,6 +104,8 @@ class EmotionModel:
             raise CheckpointError(f"checkpoint {self.path} says {self.sample_rate} Hz, but its feature set "
                                   f"{self.feature_set!r} runs at {extractor.sample_rate} Hz")
         self.stream_normalization = _stream_normalization(self.path, features)
+        # the population's statistics on the CPU in float64, once: predict maps each stream onto them
+        self._population = (normalizer.mean.double().cpu(), normalizer.scale.double().cpu())
         self.frame_rate = extractor.sample_rate / extractor.hop_length
         self.hop_s = extractor.hop_length / extractor.sample_rate
         self.frame_span_s = (extractor.window_length + extractor.context[1] * extractor.hop_length) / extractor.sample_rate
@@ -171,7 +173,7 @@ class EmotionModel:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
         if stream is not None:  # onto the population's scale, which the model's own normaliser then removes
-            mean, scale = self.normalizer.mean.double().cpu(), self.normalizer.scale.double().cpu()
+            mean, scale = self._population
             normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))
             frames = (normalized * scale + mean).float().numpy()
         if self._onnx is not None:
