@@ -1,4 +1,4 @@
-"""Log-Mel benchmark: ser_robot's LogMel (torchaudio) against librosa on the same 60 s of audio.
+"""Log-Mel benchmark: ser_robot's LogMel (torch.stft) against librosa on the same 60 s of audio.
 
 One CPU thread for both (torch.set_num_threads(1); OMP/MKL/OpenBLAS/NUMBA threads set to 1
 before numpy loads). For each preset: best-of-``--repeats`` wall time of
@@ -150,7 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "torchaudio": __import__("torchaudio").__version__,
             "librosa": librosa.__version__,
             "numpy": np.__version__,
         },

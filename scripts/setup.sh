@@ -48,13 +48,20 @@ fi
 mkdir -p "$STAMPS"
 req_hash=$(cat "$ROOT"/requirements/*.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$STAMPS/requirements" 2>/dev/null)" != "$req_hash" ]; then
-  log "installing Python packages (ROS 2 wheels, torch: several GB the first time)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/ros.txt" -r "$ROOT/requirements/base.txt"
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/torch.txt"
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/cluster.txt" -c "$ROOT/requirements/base.txt" \
+  log "installing Python packages (ROS 2 wheels, torch)"
+  "$VENV/bin/python" -m pip install -q --no-cache-dir --upgrade pip
+  # One resolution for everything that needs torch (silero-vad does), so no other torch is
+  # installed first and replaced. With a GPU, PyPI's CUDA build instead of a CPU build on disk.
+  torch_env=()
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    log "GPU found: torch's CUDA build from PyPI (several GB)"
+    torch_env=(PIP_FIND_LINKS="$(mktemp -d)")
+  fi
+  env "${torch_env[@]}" "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$ROOT/requirements/ros.txt" \
+    -r "$ROOT/requirements/base.txt" -r "$ROOT/requirements/torch.txt"
+  "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$ROOT/requirements/cluster.txt" -c "$ROOT/requirements/base.txt" \
     -c "$ROOT/requirements/torch.txt"
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements/test.txt" -c "$ROOT/requirements/base.txt" \
+  "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$ROOT/requirements/test.txt" -c "$ROOT/requirements/base.txt" \
     -c "$ROOT/requirements/torch.txt"
   echo "$req_hash" > "$STAMPS/requirements"
   rm -f "$STAMPS/msgs"

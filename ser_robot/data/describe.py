@@ -28,13 +28,14 @@ FRAME_S, HOP_S = 0.025, 0.010
 def describe_samples(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
     """Descriptors of mono ``samples`` ``(samples,)`` at ``sample_rate`` Hz (resampled to 16 kHz)."""
     import torch
-    import torchaudio.functional as F
 
+    from ser_robot.audio.resample import resample
     from ser_robot.features.pitch import yin
 
-    x = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+    mono = np.asarray(samples, dtype=np.float32)
     if sample_rate != ANALYSIS_RATE:
-        x = F.resample(x, sample_rate, ANALYSIS_RATE)
+        mono = resample(mono, sample_rate, ANALYSIS_RATE)
+    x = torch.as_tensor(np.ascontiguousarray(mono, dtype=np.float32))
     f0, voiced = yin(x, ANALYSIS_RATE, frame_s=FRAME_S, hop_s=HOP_S)
     semitones = 12 * torch.log2(f0[voiced] / 27.5)
 

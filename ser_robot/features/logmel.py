@@ -5,8 +5,8 @@ at import); custom settings come from a mapping or a YAML file through :func:`lo
 validated like every other configuration (:class:`~ser_robot.errors.ConfigError` naming the key,
 the value and what is allowed).
 
-The DSP is torchaudio's (``torchaudio.functional.spectrogram`` with ``center=False`` and
-``melscale_fbanks``). Frames are left-aligned as the :mod:`~ser_robot.features.base` contract
+The DSP is ``torch.stft`` (``center=False``) and :func:`mel_filterbank` (the triangular filters of
+HTK or Slaney, as librosa and torchaudio build them; checked against librosa in the tests). Frames are left-aligned as the :mod:`~ser_robot.features.base` contract
 requires: frame ``i`` is the window applied to samples ``[i * hop_length, i * hop_length +
 win_length)``. When ``n_fft > win_length`` the windowed frame is zero-padded to ``n_fft``
 (torch/librosa put the window in the middle of an ``n_fft`` frame; we pad the signal by
@@ -22,13 +22,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 
 from ser_robot.config import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError
@@ -51,6 +49,7 @@ __all__ = [
     "log_mel_spectrogram",
     "make_window",
     "mel_center_frequencies",
+    "mel_filterbank",
 ]
 
 WINDOWS = ("hamming", "hann", "blackman", "rectangular")
@@ -274,8 +273,8 @@ def log_mel_spectrogram(
 ) -> torch.Tensor:
     """Left-aligned log-Mel spectrogram: ``(..., samples)`` -> ``(..., frames, n_mels)``.
 
-    ``window`` ``(win_length,)``, ``fbanks`` ``(n_fft // 2 + 1, n_mels)`` (torchaudio's
-    ``melscale_fbanks`` layout). ``frames = 1 + (samples - win_length) // hop_length`` (0 when
+    ``window`` ``(win_length,)``, ``fbanks`` ``(n_fft // 2 + 1, n_mels)`` (see
+    :func:`mel_filterbank`). ``frames = 1 + (samples - win_length) // hop_length`` (0 when
     shorter than one window). Values in dB (``log="db"``) or nats, see :class:`LogMelConfig`.
     """
     win_length = window.shape[-1]
@@ -293,16 +292,16 @@ def log_mel_spectrogram(
     left = (n_fft - win_length) // 2  # torch.stft centres a short window in the n_fft frame
     if n_fft > win_length:
         x = torch.nn.functional.pad(x, (left, n_fft - win_length - left))
-    spec = AF.spectrogram(
+    spec = torch.stft(
         x,
-        pad=0,
-        window=window.to(x.dtype),
         n_fft=n_fft,
         hop_length=hop_length,
         win_length=win_length,
-        power=None,
-        normalized=False,
+        window=window.to(x.dtype),
         center=False,
+        normalized=False,
+        onesided=True,
+        return_complex=True,
     )  # complex (batch, freq, frames)
     if power == 2.0:  # |X|^2 without the square root of abs(): ~2x faster than abs().pow(2)
         spec = spec.real.square() + spec.imag.square()
@@ -330,6 +329,38 @@ def _mel_to_hz(mel: float, scale: str) -> float:
     if mel < 15.0:
         return mel * 200.0 / 3.0
     return 1000.0 * math.exp((mel - 15.0) * math.log(6.4) / 27.0)
+
+
+def mel_filterbank(
+    n_freqs: int,
+    f_min: float,
+    f_max: float,
+    n_mels: int,
+    sample_rate: int,
+    norm: str | None = None,
+    scale: str = "htk",
+) -> torch.Tensor:
+    """Triangular Mel filters ``(n_freqs, n_mels)`` (float32) over the ``n_freqs`` bins of a one-sided
+    spectrum from 0 to ``sample_rate // 2`` Hz.
+
+    Band ``m`` rises from the ``m``-th to the ``m+1``-th of ``n_mels + 2`` points spaced evenly on
+    the ``scale`` Mel scale between ``f_min`` and ``f_max`` Hz, and falls to the ``m+2``-th.
+    ``norm="slaney"`` scales each band to unit area (``2 / bandwidth``). A band narrower than one
+    bin comes out all zero; :class:`LogMel` refuses such settings.
+    """
+    bins = torch.linspace(0.0, float(sample_rate // 2), n_freqs, dtype=torch.float64)
+    low, high = _hz_to_mel(f_min, scale), _hz_to_mel(f_max, scale)
+    points = torch.tensor(
+        [_mel_to_hz(low + (high - low) * i / (n_mels + 1), scale) for i in range(n_mels + 2)], dtype=torch.float64
+    )
+    width = points[1:] - points[:-1]  # (n_mels + 1,)
+    offset = points.unsqueeze(0) - bins.unsqueeze(1)  # (n_freqs, n_mels + 2)
+    rising = -offset[:, :-2] / width[:-1]
+    falling = offset[:, 2:] / width[1:]
+    fbanks = torch.minimum(rising, falling).clamp_min(0.0)
+    if norm == "slaney":
+        fbanks = fbanks * (2.0 / (points[2:] - points[:-2]))
+    return fbanks.to(torch.float32)
 
 
 def mel_center_frequencies(n_mels: int, f_min: float, f_max: float, scale: str = "htk") -> torch.Tensor:
@@ -364,17 +395,10 @@ class LogMel(FrameExtractor):
         self.context = (0, 0)
         self.names = tuple(f"logmel_{i:03d}" for i in range(config.n_mels))
         self.f_max = config.sample_rate / 2 if config.f_max is None else config.f_max
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torchaudio warns on empty bands: we raise instead
-            fbanks = AF.melscale_fbanks(
-                config.n_fft // 2 + 1,
-                config.f_min,
-                self.f_max,
-                config.n_mels,
-                config.sample_rate,
-                config.mel_norm,
-                config.mel_scale,
-            )
+        fbanks = mel_filterbank(
+            config.n_fft // 2 + 1, config.f_min, self.f_max, config.n_mels, config.sample_rate,
+            config.mel_norm, config.mel_scale,
+        )
         empty = (fbanks.max(dim=0).values <= 0).nonzero().flatten().tolist()
         if empty:
             raise ConfigError(
