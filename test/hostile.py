@@ -29,7 +29,7 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ser_robot.audio.pcm import decode, encode
-from ser_robot.features.pipeline import MAX_SEQ_JUMP
+from ser_robot.streams import MAX_SEQ_JUMP
 from ser_robot.ros.conversions import MAX_CHANNELS, MAX_STAMP_SEC, seconds_to_time
 from ser_robot_msgs.msg import AudioFrame, FeatureFrames
 

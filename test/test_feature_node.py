@@ -195,7 +195,7 @@ def test_node_counts_malformed_frames_and_gaps_and_goes_on(rclpy_context):
         bad.data = bad.data[:-1]  # odd byte count: not s16le
         for msg in frames[:3] + [bad] + frames[10:]:  # frames 3..9 lost: 70 ms, less than conceal_gap_s
             node._on_audio(msg)
-        pipeline = node.pipelines["head"]
+        pipeline = node.streams["head"].pipeline
         assert node.malformed == 1
         assert (pipeline.counters.seq_gaps, pipeline.counters.gaps_concealed, pipeline.counters.restarts) == (1, 1, 1)
         assert node.published > 0

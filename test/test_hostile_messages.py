@@ -31,7 +31,8 @@ from hostile import (
 
 from ser_robot.audio.resample import resample
 from ser_robot.errors import AudioFormatError
-from ser_robot.features.pipeline import MAX_SEQ_JUMP, FeaturePipeline
+from ser_robot.features.pipeline import FeaturePipeline
+from ser_robot.streams import MAX_SEQ_JUMP
 from ser_robot.features.sets import create_extractor
 
 FEATURE_SET = "logmel_latif2020"  # the fastest set: the test is about the adapter, not the features
@@ -219,7 +220,7 @@ def test_10000_hostile_frames_into_the_callback(rclpy_context):
         check_counts(node.totals(), items)
         values = {kv.key: kv.value for kv in node._diagnostics_publisher.messages[-1].status[0].values}
         check_counts(values, items)  # the same on diagnostics
-        assert node.counts["internal_error"] == 0 and len(node.pipelines) == 3
+        assert node.counts["internal_error"] == 0 and len(node.streams) == 3
         assert node.trigger_deactivate() == SUCCESS  # flushes the last blocks
 
         # every stretch of good audio, the one after each burst included, gives the features of that audio alone
@@ -250,15 +251,15 @@ def test_stream_limit_and_expiry(rclpy_context):
             node._on_audio(audio_frame(chunk, RATE, 0, 1.0, stream))
         node._on_audio(bad)
         node._on_audio(audio_frame(chunk, RATE, 0, 1.0, "c"))
-        assert sorted(node.pipelines) == ["a", "b"]
+        assert sorted(node.streams) == ["a", "b"]
         assert (node.counts["bad_encoding"], node.counts["too_many_streams"]) == (1, 1)
         assert node.expire_streams(time.monotonic() + 1.0) == []
         assert sorted(node.expire_streams(time.monotonic() + 6.0)) == ["a", "b"]
-        assert node.pipelines == {} and node.counts["streams_expired"] == 2
+        assert node.streams == {} and node.counts["streams_expired"] == 2
         assert {m.header.frame_id for m in node._features_publisher.messages} == {"a", "b"}  # last blocks flushed
         node._on_audio(audio_frame(chunk, RATE, 0, 1.0, "c"))
         totals = node.totals()
-        assert list(node.pipelines) == ["c"] and totals["chunks"] == 3 and totals["restarts"] == 3
+        assert list(node.streams) == ["c"] and totals["chunks"] == 3 and totals["restarts"] == 3
         assert totals["received"] == totals["chunks"] + totals["dropped"] == 5
     finally:
         node.destroy_node()
@@ -279,10 +280,10 @@ def test_internal_error_is_contained(rclpy_context, monkeypatch):
 
         monkeypatch.setattr(FeaturePipeline, "push", broken)
         node._on_audio(audio_frame(chunk, RATE, 1, 1.1))  # does not raise
-        assert node.counts["internal_error"] == 1 and "head" not in node.pipelines
+        assert node.counts["internal_error"] == 1 and "head" not in node.streams
         monkeypatch.undo()
         node._on_audio(audio_frame(chunk, RATE, 2, 1.2))
-        assert node.pipelines["head"].last_event == "started" and node.totals()["chunks"] == 2
+        assert node.streams["head"].pipeline.last_event == "started" and node.totals()["chunks"] == 2
         node._report()
         assert node._diagnostics_publisher.messages[-1].status[0].level == b"\x02"  # ERROR
     finally:
@@ -514,16 +515,10 @@ def check_emotions(messages, results) -> None:
             np.testing.assert_allclose(msg.probabilities, result.prediction.probabilities, atol=1e-5)
 
 
-def test_inference_seq_policy():
-    """Per (stream, topic): late within the window dropped; 0, far back, far ahead reset; ahead a gap."""
-    from ser_robot.ros.inference_node import expression_topic, seq_event
+def test_expression_topic_names():
+    """A stream's name becomes a valid ROS4HRI voice topic, or None when nothing valid is left."""
+    from ser_robot.ros.inference_node import expression_topic
 
-    cases = [(None, 5, "started"), (5, 5, "continued"), (5, 4, "out_of_order"), (5, 1, "out_of_order"),
-             (5, 0, "seq_reset"), (20, 3, "seq_reset"), (20, 16, "out_of_order"), (5, 6, "seq_gap"),
-             (5, 5 + MAX_SEQ_JUMP, "seq_gap"), (5, 6 + MAX_SEQ_JUMP, "seq_reset"), (5, 2**64 - 1, "seq_reset"),
-             (1, 0, "seq_reset")]
-    assert [seq_event(expected, seq, 4) for expected, seq, _ in cases] == [event for *_, event in cases]
-    assert seq_event(5, 4, 0) == "seq_reset"  # no reorder window: every step back is a reset
     assert expression_topic("head_mics") == "/humans/voices/head_mics/expression"
     assert expression_topic("intruder 7/é__x") == "/humans/voices/intruder_7_x/expression"
     assert expression_topic("2nd") == "/humans/voices/v2nd/expression" and expression_topic("/ /") is None
@@ -545,8 +540,8 @@ def test_10000_hostile_blocks_into_the_inference_callbacks(mode, rclpy_context, 
         node._emotion_publisher, node._diagnostics_publisher = Recorder(), Recorder()
         items = list(hostile_inference_stream(
             features, probabilities, 10_000, np.random.default_rng(11), feature_set="egemaps", names=names,
-            max_burst=30, tail_s=6.0, max_block_frames=node.max_frames["features"],
-            max_block_windows=node.max_frames["vad"]))
+            max_burst=30, tail_s=6.0, max_block_frames=node.inference.max_frames["features"],
+            max_block_windows=node.inference.max_frames["vad"]))
         kinds = {(item.topic, item.kind) for item in items}
         assert kinds == {(t, "good") for t in ("features", "vad")} | {("features", k) for k in FEATURE_KINDS} | \
             {("vad", k) for k in VAD_KINDS}
@@ -676,7 +671,8 @@ def test_hostile_blocks_into_the_inference_node_over_dds(rclpy_context, tiny_che
 
         items = list(hostile_inference_stream(
             features, probabilities, 300, np.random.default_rng(5), feature_set="egemaps", names=names,
-            tail_s=4.0, max_block_frames=node.max_frames["features"], max_block_windows=node.max_frames["vad"]))
+            tail_s=4.0, max_block_frames=node.inference.max_frames["features"],
+            max_block_windows=node.inference.max_frames["vad"]))
         assert {item.kind for item in items} == {"good", *FEATURE_KINDS, *VAD_KINDS}
         for sent, item in enumerate(items, start=1):
             publishers[item.topic].publish(item.msg)

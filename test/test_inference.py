@@ -344,3 +344,57 @@ def test_non_finite_outputs_are_withheld_and_counted(stream_audio, tiny_checkpoi
     results = _run(engine, *blocks, False)
     assert expected and not any(r.speech for r in results)  # nothing with a NaN prediction comes out
     assert engine.counters.non_finite_outputs == len(expected)
+
+
+def _message(block, seq: int, feature_set: str, names, rate: float):
+    """A FeatureFrames-shaped object (no ROS) holding ``block``, as the feature node would publish it."""
+    from types import SimpleNamespace
+
+    sec = int(block.start_time)
+    stamp = SimpleNamespace(sec=sec, nanosec=int(round((block.start_time - sec) * 1e9)))
+    return SimpleNamespace(header=SimpleNamespace(stamp=stamp), seq=seq, feature_set=feature_set,
+                           feature_names=list(names), frame_rate=rate, num_frames=block.frames.shape[0],
+                           num_features=block.frames.shape[1], data=block.frames.reshape(-1).tolist())
+
+
+def test_inference_streams_apply_the_seq_and_clock_rules_without_ros(stream_audio, tiny_checkpoint):
+    """InferenceStreams (what the inference node wraps): checks, two streams, the cap, late blocks, a
+    publisher restarted with an earlier clock, closing; the results equal one engine's."""
+    from ser_robot.inference.blocks import VAD_RATE, BlockRejected
+    from ser_robot.inference.streams import InferenceStreams
+
+    model = EmotionModel(tiny_checkpoint(), "cpu")
+    settings = InferenceSettings(mode="window")
+    features, vad = _blocks(stream_audio[:16000 * 6], 160)
+    expected = _run(StreamInference(model, settings), features, vad, interleave=False)
+    streams = InferenceStreams(model, settings, max_streams=2, timeout_s=5.0, reorder_window=4, max_block_s=2.0)
+
+    def push(name, topic, seq, block):
+        msg = _message(block, seq, *(("silero-vad", ["p"], VAD_RATE) if topic == "vad" else
+                                     (model.feature_set, model.feature_names, model.frame_rate)))
+        return streams.push(name, topic, seq, block.start_time, streams.check(topic, msg))
+
+    results = []
+    for seq, block in enumerate(features):
+        pushed = push("a", "features", seq, block)
+        assert pushed.started == (seq == 0) and pushed.event == ("started" if seq == 0 else "continued")
+        results += pushed.results
+    for seq, block in enumerate(vad):
+        results += push("a", "vad", seq, block).results
+    with pytest.raises(BlockRejected) as refused:
+        push("a", "features", len(features) - 2, features[-2])  # a repeated seq
+    assert refused.value.reason == "out_of_order"
+    push("b", "features", 0, features[0])
+    with pytest.raises(BlockRejected) as refused:
+        push("c", "features", 0, features[0])
+    assert refused.value.reason == "too_many_streams"
+    restarted = push("b", "features", 0, features[0])  # seq 0 again, same clock: the publisher restarted
+    assert restarted.event == "seq_reset" and restarted.restarted
+    bad = _message(features[0], 0, model.feature_set, model.feature_names, model.frame_rate)
+    bad.num_frames += 1
+    with pytest.raises(BlockRejected) as refused:
+        streams.check("features", bad)
+    assert refused.value.reason == "bad_shape"
+    results += streams.close("a")
+    _assert_same(results, expected)
+    assert sorted(streams.table) == ["b"] and streams.counters().results >= len(expected)

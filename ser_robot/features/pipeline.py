@@ -29,7 +29,8 @@ expected after the last accepted chunk; :attr:`FeaturePipeline.last_event` tells
 - ``format_change``: the rate or channel count differs (a chunk that is not late);
 - ``seq_reset``: ``seq == 0`` (the source restarted), ``seq`` further back than
   ``reorder_window`` (a restarted source that does not count from 0), or a jump forward by
-  more than ``MAX_SEQ_JUMP`` chunks (not a plausible loss);
+  more than :data:`~ser_robot.streams.MAX_SEQ_JUMP` chunks (not a plausible loss)
+  (:func:`~ser_robot.streams.classify_seq`, shared with the nodes);
 - ``seq_gap``: ``next < seq <= next + MAX_SEQ_JUMP``: chunks were lost; ``samples_lost`` grows
   by the gap times the last chunk's length;
 - ``gap_concealed``: a ``seq_gap`` of at most ``conceal_gap_s`` seconds (the gap times the last
@@ -66,9 +67,10 @@ from ser_robot.audio.resample import StreamingResampler
 from ser_robot.errors import AudioFormatError
 from ser_robot.features.base import FrameExtractor
 from ser_robot.features.streaming import StreamingExtractor
+from ser_robot.streams import MAX_SEQ_JUMP, classify_seq
 
 __all__ = ["FeatureBlock", "PipelineCounters", "FeaturePipeline", "supported_rate", "EVENTS", "MIN_SAMPLE_RATE",
-           "MAX_SAMPLE_RATE", "MAX_RATIO_TERM", "MAX_SEQ_JUMP"]
+           "MAX_SAMPLE_RATE", "MAX_RATIO_TERM"]
 
 MIN_SAMPLE_RATE = 4000  # Hz (the same range as ser_robot.ros.conversions checks AudioFrames against)
 MAX_SAMPLE_RATE = 384000  # Hz
@@ -76,7 +78,6 @@ MAX_SAMPLE_RATE = 384000  # Hz
 # resampling filter has 64 taps per unit of it: 640 (11.025 kHz to 16 kHz: 640/441) builds in a
 # few ms; an odd rate such as 383999 Hz would need 24 million taps and seconds of CPU per restart.
 MAX_RATIO_TERM = 640
-MAX_SEQ_JUMP = 1_000_000  # chunks; a longer jump forward is a reset, not a loss (2.8 h of 10 ms chunks)
 EVENTS = ("started", "continued", "out_of_order", "format_change", "seq_reset", "seq_gap", "gap_concealed",
           "stamp_jump")
 _RESAMPLER_CACHE = 4  # resamplers (filters) kept per pipeline, by input rate
@@ -250,20 +251,19 @@ class FeaturePipeline:
         return features, vad
 
     def _classify(self, seq: int, sample_rate: int, channels: int, stamp: float) -> str:
-        """Which of ``EVENTS`` a chunk with this ``seq``, rate, channel count and stamp (s) is (module docstring)."""
+        """Which of ``EVENTS`` a chunk with this ``seq``, rate, channel count and stamp (s) is (module docstring):
+        :func:`~ser_robot.streams.classify_seq`, refined by the chunk's format and stamp."""
         stream = self._stream
-        if stream is None:
-            return "started"
-        behind = stream.next_seq - seq
-        if 0 < behind <= self.reorder_window and seq != 0:
-            return "out_of_order"
+        event = classify_seq(None if stream is None else stream.next_seq, seq, self.reorder_window)
+        if event in ("started", "out_of_order"):
+            return event
         if sample_rate != stream.sample_rate or channels != stream.channels:
             return "format_change"
-        if behind == 0:
+        if event == "continued":
             return "stamp_jump" if abs(stamp - stream.next_stamp) > self.stamp_tolerance_s else "continued"
-        if seq == 0 or behind > 0 or -behind > MAX_SEQ_JUMP:
-            return "seq_reset"
-        lost_s = -behind * stream.chunk_frames / stream.sample_rate
+        if event == "seq_reset":
+            return event
+        lost_s = (seq - stream.next_seq) * stream.chunk_frames / stream.sample_rate
         if lost_s <= self.conceal_gap_s and abs(stamp - stream.next_stamp - lost_s) <= self.stamp_tolerance_s:
             return "gap_concealed"
         return "seq_gap"

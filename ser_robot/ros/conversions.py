@@ -22,6 +22,7 @@ from builtin_interfaces.msg import Time
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.audio.pcm import DTYPES, ENCODINGS, decode, encode
 from ser_robot.errors import AudioFormatError
+from ser_robot.streams import MAX_STAMP_SEC
 from ser_robot_msgs.msg import AudioFrame
 
 __all__ = [
@@ -42,7 +43,6 @@ MIN_SAMPLE_RATE = 4000  # Hz; AudioFrame rates outside MIN..MAX are rejected as 
 MAX_SAMPLE_RATE = 384000  # Hz
 MAX_CHANNELS = 64  # interleaved channels per AudioFrame (the field allows 255)
 MAX_ABS_SAMPLE = 1000.0  # full scale 1.0; louder f32le samples overflow the features' power terms
-MAX_STAMP_SEC = 2**31 - 2**24  # s; leaves ~194 days before builtin_interfaces/Time.sec (int32) overflows
 
 # Every reason audio_frame_samples can reject a frame for, in the order the checks run.
 MALFORMED_REASONS = ("bad_encoding", "bad_channels", "bad_channel_ids", "bad_rate", "bad_stamp", "bad_length",

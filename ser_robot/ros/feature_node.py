@@ -1,7 +1,8 @@
 """Feature node: ``AudioFrame`` on ``audio`` -> ``FeatureFrames`` on ``features`` (and VAD on ``vad``).
 
 A thin adapter around :class:`~ser_robot.features.pipeline.FeaturePipeline`: parameters,
-QoS, message conversion and diagnostics. One pipeline per ``header.frame_id`` (stream).
+QoS, message conversion and diagnostics. One pipeline per ``header.frame_id`` (stream), in a
+:class:`~ser_robot.streams.StreamTable` (at most ``max_streams``, expiry ``stream_timeout_s``).
 
 Hostile or broken input never raises out of the callback, and every received frame ends in
 exactly one counter on ``diagnostics`` (once a second), so ``received = chunks + dropped``:
@@ -47,6 +48,7 @@ import dataclasses
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -64,6 +66,7 @@ from ser_robot.features.pipeline import (
     supported_rate,
 )
 from ser_robot.features.sets import create_extractor
+from ser_robot.inference.blocks import VAD_FEATURE_SET
 from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import (
     MALFORMED_REASONS,
@@ -75,11 +78,11 @@ from ser_robot.ros.conversions import (
 from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, SENSOR_DATA_QOS, for_streams
+from ser_robot.streams import StreamLimitReached, StreamTable
 from ser_robot_msgs.msg import AudioFrame, FeatureFrames
 
 __all__ = ["FeatureNode", "block_message", "main", "DROP_REASONS"]
 
-VAD_FEATURE_SET = "silero-vad"
 # Why a received AudioFrame was dropped (each is a diagnostics key; see the module docstring).
 DROP_REASONS = (*MALFORMED_REASONS, "too_many_streams", "rate_limited", "out_of_order", "internal_error")
 WARN_PERIOD_S = 5.0  # at most one warning about dropped frames per period, s
@@ -90,13 +93,16 @@ MAX_LISTED = 8  # streams named in streams_hurt per period
 
 
 @dataclasses.dataclass
-class _StreamGuard:
-    """What the node keeps per stream besides its pipeline: its budget, its input monitor, and the counts
-    behind ``streams_hurt`` (frames refused by the budget this period; pipeline counters at the last report)."""
+class FeatureStream:
+    """What the node keeps per stream: its pipeline, its budget, its input monitor, the ``seq`` of its next
+    block per topic, and the counts behind ``streams_hurt`` (frames refused by the budget this period;
+    pipeline counters at the last report)."""
 
+    pipeline: FeaturePipeline
     budget: AudioBudget
     monitor: InputMonitor = dataclasses.field(default_factory=InputMonitor)
     channel_ids: list[str] = dataclasses.field(default_factory=list)
+    next_block_seq: dict[str, int] = dataclasses.field(default_factory=lambda: {"features": 0, "vad": 0})
     rate_limited: int = 0
     reported: dict[str, int] = dataclasses.field(default_factory=dict)
 
@@ -127,16 +133,13 @@ class FeatureNode(ConsumerNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.KIND, **kwargs)
         declare_parameters(self, self.KIND)
-        self.pipelines: dict[str, FeaturePipeline] = {}
-        self.stream_guards: dict[str, _StreamGuard] = {}  # the streams of self.pipelines
-        self.block_seq: dict[tuple[str, str], int] = {}
+        self.streams: StreamTable[FeatureStream] | Mapping[str, FeatureStream] = {}  # made by configure
         self.counts: Counter[str] = Counter()  # received, DROP_REASONS, streams_started, streams_expired
         self.published = 0
         self.processing_s = 0.0
         self.audio_s = 0.0
         self._retired = PipelineCounters()  # counters of the streams forgotten so far
         self._next_warning = 0.0  # time.monotonic() before which dropped frames are not logged, s
-        self._last_heard: dict[str, float] = {}  # stream -> time.monotonic() of its last usable frame, s
         self._reported: dict[str, int] = {}  # totals at the previous report
         self._feature_rate = 0
         self._subscription = self._timer = None
@@ -150,6 +153,7 @@ class FeatureNode(ConsumerNode):
             self.get_logger().error(str(exc))
             return TransitionCallbackReturn.FAILURE
         self._feature_rate = int(pipeline.extractor.sample_rate)
+        self.streams = StreamTable(self.params["max_streams"], self.params["stream_timeout_s"])
         qos = for_streams(RELIABLE_QOS, self.params["max_streams"])
         self._features_publisher = self.create_publisher(FeatureFrames, self.params["output_topic"], qos)
         if self.params["vad"]:
@@ -182,8 +186,8 @@ class FeatureNode(ConsumerNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        for stream, pipeline in self.pipelines.items():
-            self._publish(stream, *pipeline.finish())
+        for stream, state in self.streams.items():
+            self._publish(stream, *state.pipeline.finish())
 
     def _on_lost(self, info: QoSMessageLostInfo) -> None:
         """The middleware lost frames before the callback (queue full, frame too large for the transport)."""
@@ -198,7 +202,7 @@ class FeatureNode(ConsumerNode):
             samples = self._accept(msg, stream)
             if samples is None:
                 return
-            pipeline = self.pipelines[stream]
+            pipeline = self.streams[stream].pipeline
             features, vad = pipeline.push(samples, msg.sample_rate, msg.seq, time_to_seconds(msg.header.stamp),
                                           list(msg.channel_ids))
             if pipeline.last_event == "out_of_order":
@@ -221,26 +225,26 @@ class FeatureNode(ConsumerNode):
             if not supported_rate(msg.sample_rate, self._feature_rate):
                 raise AudioFrameRejected("bad_rate", f"sample rate {msg.sample_rate} Hz cannot be resampled to "
                                                      f"{self._feature_rate} Hz with a short filter; use a common rate")
-            if stream not in self.pipelines:
-                if len(self.pipelines) >= self.params["max_streams"]:
-                    raise AudioFrameRejected("too_many_streams", f"{len(self.pipelines)} streams open already "
-                                                                 f"(max_streams); new streams wait for one to expire")
-                self.pipelines[stream] = self._pipeline()
-                self.stream_guards[stream] = _StreamGuard(AudioBudget(self.params["max_stream_speed"],
-                                                               self.params["stream_burst_s"], time.monotonic()))
-                self.counts["streams_started"] += 1
-            guard = self.stream_guards[stream]
-            if not guard.budget.admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
-                guard.rate_limited += 1
+            try:
+                state, started = self.streams.open(stream, self._new_stream)
+            except StreamLimitReached as exc:
+                raise AudioFrameRejected("too_many_streams", str(exc)) from None
+            self.counts["streams_started"] += started
+            if not state.budget.admit(samples.shape[0] / msg.sample_rate, time.monotonic()):
+                state.rate_limited += 1
                 raise AudioFrameRejected("rate_limited", f"the stream brought more than max_stream_speed = "
                                                          f"{self.params['max_stream_speed']:g} x real time")
         except AudioFrameRejected as exc:
             self._drop(stream, exc.reason, str(exc))
             return None
-        self._last_heard[stream] = time.monotonic()
-        guard.monitor.update(samples)
-        guard.channel_ids[:] = msg.channel_ids
+        self.streams.heard(stream)
+        state.monitor.update(samples)
+        state.channel_ids[:] = msg.channel_ids
         return samples
+
+    def _new_stream(self) -> FeatureStream:
+        return FeatureStream(self._pipeline(), AudioBudget(self.params["max_stream_speed"],
+                                                           self.params["stream_burst_s"], time.monotonic()))
 
     def _drop(self, stream: str, reason: str, detail: str) -> None:
         """Count a dropped frame under ``reason`` and warn (throttled: one warning every ``WARN_PERIOD_S``)."""
@@ -254,49 +258,41 @@ class FeatureNode(ConsumerNode):
                                   f"[dropped so far: {totals}]", throttle_duration_sec=WARN_PERIOD_S)
 
     def _forget(self, stream: str) -> None:
-        """Remove a stream's pipeline (keeping its counters in the totals); its next frame starts a new one."""
-        pipeline = self.pipelines.pop(stream, None)
-        if pipeline is not None:
+        """Remove a stream (keeping its pipeline's counters in the totals); its next frame starts a new one."""
+        state = self.streams.pop(stream, None)
+        if state is not None:
             for field in dataclasses.fields(PipelineCounters):
                 setattr(self._retired, field.name,
-                        getattr(self._retired, field.name) + getattr(pipeline.counters, field.name))
-        self._last_heard.pop(stream, None)
-        self.stream_guards.pop(stream, None)
-        for key in [key for key in self.block_seq if key[0] == stream]:
-            del self.block_seq[key]
+                        getattr(self._retired, field.name) + getattr(state.pipeline.counters, field.name))
 
     def expire_streams(self, now: float | None = None) -> list[str]:
         """Finish and forget the streams silent for more than ``stream_timeout_s`` (0 = never); returns them.
 
         ``now``: ``time.monotonic()`` seconds (default: now).
         """
-        timeout = self.params["stream_timeout_s"]
-        if timeout <= 0:
-            return []
-        now = time.monotonic() if now is None else now
-        expired = [stream for stream, heard in self._last_heard.items() if now - heard > timeout]
+        expired = self.streams.silent(now)
         for stream in expired:
-            if stream in self.pipelines:
-                self._publish(stream, *self.pipelines[stream].finish())
-            self._forget(stream)
+            try:
+                self._publish(stream, *self.streams[stream].pipeline.finish())
+            finally:
+                self._forget(stream)
             self.counts["streams_expired"] += 1
         return expired
 
     def _publish(self, stream: str, features: list[FeatureBlock], vad: list[FeatureBlock]) -> None:
-        pipeline = self.pipelines[stream]
+        state = self.streams[stream]
+        pipeline, next_seq = state.pipeline, state.next_block_seq
         names = list(pipeline.extractor.names)
         for block in features:
-            seq = self.block_seq.get((stream, "features"), 0)
             self._features_publisher.publish(block_message(
-                block, seq, stream, self.params["feature_set"], pipeline.frame_rate, names))
-            self.block_seq[(stream, "features")] = seq + 1
+                block, next_seq["features"], stream, self.params["feature_set"], pipeline.frame_rate, names))
+            next_seq["features"] += 1
             self.published += 1
         if self._vad_publisher is not None and pipeline.vad is not None:
             for block in vad:
-                seq = self.block_seq.get((stream, "vad"), 0)
                 self._vad_publisher.publish(block_message(
-                    block, seq, stream, VAD_FEATURE_SET, pipeline.vad.frame_rate, ["speech_probability"]))
-                self.block_seq[(stream, "vad")] = seq + 1
+                    block, next_seq["vad"], stream, VAD_FEATURE_SET, pipeline.vad.frame_rate, ["speech_probability"]))
+                next_seq["vad"] += 1
 
     def totals(self) -> dict[str, int]:
         """Every counter of the node (the diagnostics values, without the strings): see the module docstring."""
@@ -304,8 +300,9 @@ class FeatureNode(ConsumerNode):
                   "malformed": self.malformed}
         values.update({reason: self.counts[reason] for reason in DROP_REASONS})
         for key in _STREAM_KEYS:
-            values[key] = getattr(self._retired, key) + sum(getattr(p.counters, key) for p in self.pipelines.values())
-        values.update(streams=len(self.pipelines), streams_started=self.counts["streams_started"],
+            values[key] = getattr(self._retired, key) + sum(getattr(state.pipeline.counters, key)
+                                                            for state in self.streams.values())
+        values.update(streams=len(self.streams), streams_started=self.counts["streams_started"],
                       streams_expired=self.counts["streams_expired"], blocks_published=self.published,
                       lost_in_transport=self.counts["lost_in_transport"])
         return values
@@ -314,11 +311,10 @@ class FeatureNode(ConsumerNode):
         """Streams that lost, refused or restarted frames since the last call -> what happened (at most
         ``MAX_LISTED``, the most hurt first), e.g. ``{"head": "3 seq_gaps, 12 rate_limited"}``."""
         hurt: dict[str, dict[str, int]] = {}
-        for stream, pipeline in self.pipelines.items():
-            guard = self.stream_guards[stream]
-            now = {key: getattr(pipeline.counters, key) for key in _HURT_KEYS}
-            new = {key: now[key] - guard.reported.get(key, 0) for key in _HURT_KEYS}
-            new["rate_limited"], guard.rate_limited, guard.reported = guard.rate_limited, 0, now
+        for stream, state in self.streams.items():
+            now = {key: getattr(state.pipeline.counters, key) for key in _HURT_KEYS}
+            new = {key: now[key] - state.reported.get(key, 0) for key in _HURT_KEYS}
+            new["rate_limited"], state.rate_limited, state.reported = state.rate_limited, 0, now
             if any(new.values()):
                 hurt[stream] = new
         worst = sorted(hurt, key=lambda stream: -sum(hurt[stream].values()))[:MAX_LISTED]
@@ -337,8 +333,8 @@ class FeatureNode(ConsumerNode):
         self._reported = totals
         real_time_factor = self.processing_s / self.audio_s if self.audio_s else 0.0
         hurt = self.streams_hurt()
-        faults = {stream[:40]: "; ".join(found) for stream, guard in self.stream_guards.items()
-                  if (found := guard.monitor.report(guard.channel_ids))}
+        faults = {stream[:40]: "; ".join(found) for stream, state in self.streams.items()
+                  if (found := state.monitor.report(state.channel_ids))}
         faults = dict(list(faults.items())[:MAX_LISTED])
         level = ERROR if new["internal_error"] else WARN if new["seq_gaps"] or new["stamp_jumps"] or new["dropped"] \
             or new["lost_in_transport"] or faults else OK
