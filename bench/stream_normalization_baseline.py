@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from ser_robot.data.manifest import read_manifest  # noqa: E402
 from ser_robot.eval.functionals_baseline import FunctionalsBaseline, utterance_frames  # noqa: E402
-from ser_robot.eval.metrics import unweighted_average_recall  # noqa: E402
+from ser_robot.metrics import unweighted_average_recall  # noqa: E402
 
 HELD_OUT = {  # name -> rule on an utterance (the default model's held-out sets)
     "held-out voices (en01)": lambda u: u.session == "en01",

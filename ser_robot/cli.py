@@ -349,7 +349,7 @@ def cmd_corpus_manifest(args: argparse.Namespace) -> int:
     from ser_robot.data.corpora import load_corpus
     from ser_robot.data.manifest import write_manifest
 
-    from ser_robot.config import parse_yaml
+    from ser_robot.config_io import parse_yaml
 
     options = {}
     for pair in args.option:
@@ -369,7 +369,7 @@ def cmd_corpus_manifest(args: argparse.Namespace) -> int:
 def cmd_describe_corpus(args: argparse.Namespace) -> int:
     import csv
 
-    from ser_robot.data.describe import DESCRIPTORS, class_statistics, describe_manifest, statistics_markdown
+    from ser_robot.eval.describe import DESCRIPTORS, class_statistics, describe_manifest, statistics_markdown
     from ser_robot.data.manifest import read_manifest
 
     manifest = read_manifest(args.manifest)

@@ -8,7 +8,7 @@ from ser_robot.bag import BagWriter, ser_robot_typestore
 from ser_robot.errors import BagError, DataError
 from ser_robot.eval.bag_eval import MISS, evaluate_bag
 from ser_robot.eval.bag_report import write_bag_report
-from ser_robot.eval.metrics import macro_f1
+from ser_robot.metrics import macro_f1
 
 LABELS = ("angry", "happy", "neutral", "sad")
 EMOTION = "ser_robot_msgs/msg/Emotion"

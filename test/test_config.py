@@ -3,8 +3,9 @@ import pathlib
 import pytest
 import yaml
 
-from ser_robot.config import (NODE_PARAMS, ParamSpec, load_config, namespace_problem, parse_overrides, parse_yaml,
+from ser_robot.config import (NODE_PARAMS, ParamSpec, load_config, namespace_problem, parse_overrides,
                               topic_name_problem, validate_node_params)
+from ser_robot.config_io import parse_yaml
 from ser_robot.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

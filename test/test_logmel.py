@@ -194,7 +194,7 @@ def test_empty_mel_bands_are_refused() -> None:
 
 
 def test_presets_file_is_the_source(tmp_path: pathlib.Path) -> None:
-    from ser_robot.config import config_file
+    from ser_robot.config_io import config_file
 
     assert load_logmel_presets(config_file("features.yaml")) == PRESETS
     bad = tmp_path / "features.yaml"

@@ -1,4 +1,4 @@
-"""ser_robot.eval.metrics against scikit-learn / SciPy on random inputs, and on cases worked out by hand."""
+"""ser_robot.metrics against scikit-learn / SciPy on random inputs, and on cases worked out by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import scipy.stats
 import sklearn.metrics
 import torch
 
-from ser_robot.eval import (
+from ser_robot.metrics import (
     MeanStd,
     accuracy,
     aggregate,

@@ -12,7 +12,7 @@ import yaml
 from torch import nn
 
 import ser_robot.models as M
-from ser_robot.config import config_file
+from ser_robot.config_io import config_file
 from ser_robot.errors import ConfigError, FeatureMismatchError
 from ser_robot.features.egemaps import EGEMAPS_NAMES
 

@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from conftest import ser_robot
-from ser_robot.data.describe import describe_samples
+from ser_robot.eval.describe import describe_samples
 from ser_robot.data.manifest import EMOTIONS, read_manifest
 from ser_robot.data.synth.corpus import generate_corpus
 from ser_robot.data.synth.prosody import PROFILES, draw_prosody
@@ -192,7 +192,7 @@ def test_cli_rejects_bad_sizes(tmp_path, args, message):
 
 
 def test_prosodic_baseline_runs_leave_one_speaker_out(corpus):
-    from ser_robot.data.describe import describe_manifest
+    from ser_robot.eval.describe import describe_manifest
     from ser_robot.eval.prosodic_baseline import prosodic_baseline
 
     manifest = read_manifest(corpus / "manifest.jsonl")

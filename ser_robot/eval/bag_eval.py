@@ -36,7 +36,7 @@ import numpy as np
 
 from ser_robot.bag.reader import BagInfo, bag_info, read_messages
 from ser_robot.errors import BagError, DataError
-from ser_robot.eval.metrics import classification_report
+from ser_robot.metrics import classification_report
 
 __all__ = [
     "EMOTION_TYPE",

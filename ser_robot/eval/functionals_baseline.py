@@ -114,7 +114,7 @@ class FunctionalsBaseline:
 
     def scores(self, tests: Mapping[str, tuple[Sequence[np.ndarray], Sequence[str], Sequence[str]]]) -> dict[str, float]:
         """UAR per named test set ``(frames, labels, speakers)``."""
-        from ser_robot.eval.metrics import unweighted_average_recall
+        from ser_robot.metrics import unweighted_average_recall
 
         classes = list(self.classifier.classes_)
         return {name: float(unweighted_average_recall(list(labels), self.predict(frames, speakers), labels=classes))

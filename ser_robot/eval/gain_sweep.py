@@ -31,7 +31,7 @@ class GainSweep:
     peak_dbfs: dict[float, float] = field(default_factory=dict)  # loudest sample of the scaled input
 
     def uar(self, gain_db: float) -> float:
-        from ser_robot.eval.metrics import unweighted_average_recall
+        from ser_robot.metrics import unweighted_average_recall
 
         return float(unweighted_average_recall(self.labels, self.predictions[gain_db], labels=list(self.classes)))
 

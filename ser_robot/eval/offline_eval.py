@@ -128,7 +128,7 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
     (clean, gain or snr; for ``robot`` pass the twin's utterances, :func:`condition_utterances`)."""
     from tqdm import tqdm
 
-    from ser_robot.eval.metrics import classification_report
+    from ser_robot.metrics import classification_report
     from ser_robot.inference.offline import predict_whole, read_audio
 
     if not model.labels:

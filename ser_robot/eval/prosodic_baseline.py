@@ -1,7 +1,7 @@
 """A deliberately small classifier on utterance-level prosodic statistics, in leave-one-speaker-out.
 
 It tells how learnable a corpus is from global cues alone: multinomial logistic regression
-(scikit-learn) on a few descriptors of :mod:`ser_robot.data.describe`, standardised with the
+(scikit-learn) on a few descriptors of :mod:`ser_robot.eval.describe`, standardised with the
 training folds' statistics, one fold per test speaker. Used to check that the synthetic
 corpus' classes are learnable but not trivial.
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from ser_robot.data.manifest import Manifest
 from ser_robot.data.splits import leave_one_speaker_out
-from ser_robot.eval.metrics import MeanStd, aggregate, classification_report
+from ser_robot.metrics import MeanStd, aggregate, classification_report
 
 __all__ = ["BASELINE_FEATURES", "prosodic_baseline"]
 

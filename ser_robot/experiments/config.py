@@ -49,7 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ser_robot.config import deep_merge, read_yaml_mapping
+from ser_robot.config_io import deep_merge, read_yaml_mapping
 from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
 

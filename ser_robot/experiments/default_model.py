@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_robot.config import read_yaml_mapping
+from ser_robot.config_io import read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.experiments.config import (
     CorpusConfig,

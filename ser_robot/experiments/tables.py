@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ser_robot.eval.metrics import (
+from ser_robot.metrics import (
     MeanStd,
     aggregate,
     classification_report,

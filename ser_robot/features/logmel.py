@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ser_robot.config import config_file, read_yaml_mapping
+from ser_robot.config_io import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.base import FrameExtractor
 from ser_robot.features.segments import (

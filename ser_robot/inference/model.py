@@ -34,7 +34,7 @@ DEFAULT_MODEL = pathlib.Path("models") / "default" / "model.pt"
 
 def default_model_path() -> pathlib.Path:
     """``models/default/model.pt`` of the source tree, or of the installed ROS package's share folder."""
-    from ser_robot.config import package_file
+    from ser_robot.config_io import package_file
 
     return package_file(DEFAULT_MODEL)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 
 from ser_robot.acoustics.noise import CATEGORIES, SAMPLE_RATE
-from ser_robot.config import deep_merge, read_yaml_mapping
+from ser_robot.config_io import deep_merge, read_yaml_mapping
 from ser_robot.errors import ConfigError
 
 __all__ = [
@@ -409,7 +409,7 @@ def _cross_check(c: SimulatorConfig) -> None:
 
 def default_sim_config_path() -> pathlib.Path:
     """``config/sim/icub_lab.yaml``: the iCub lab of Lakomkin et al. (2018)."""
-    from ser_robot.config import config_file
+    from ser_robot.config_io import config_file
 
     return config_file("sim/icub_lab.yaml")
 

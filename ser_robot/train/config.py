@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ser_robot.config import deep_merge, parse_key_values, read_yaml_mapping
+from ser_robot.config_io import deep_merge, parse_key_values, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 
@@ -313,7 +313,7 @@ def _validate(config: TrainConfig) -> None:
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` strings (``ser-robot train --set``) -> mapping for :func:`load_train_config`
-    (:func:`ser_robot.config.parse_key_values`: ``augmentation.p_ir=0.2`` reaches a nested key)."""
+    (:func:`ser_robot.config_io.parse_key_values`: ``augmentation.p_ir=0.2`` reaches a nested key)."""
     return parse_key_values(pairs)
 
 

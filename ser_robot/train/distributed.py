@@ -13,7 +13,7 @@ How a run is shared (see :mod:`ser_robot.train.trainer`):
   divided by the *global* batch size times N, which, after DDP's gradient averaging, is the
   gradient of the global batch's mean loss;
 - metrics: training loss sums are all-reduced; validation and test predictions are gathered
-  from every rank and scored once with :mod:`ser_robot.eval.metrics` (identical on all ranks);
+  from every rank and scored once with :mod:`ser_robot.metrics` (identical on all ranks);
 - checkpoints and result files are written by rank 0 only, after a barrier.
 
 Limits: BatchNorm statistics are per rank (convert the model with

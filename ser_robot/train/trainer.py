@@ -3,7 +3,7 @@
 :func:`train` runs one fold: Adam (``lr`` 3e-4), gradient values clipped to ``[-clip, clip]``
 after unscaling, batches of 32 in SortaGrad order in the first epoch, ``ReduceLROnPlateau``
 (factor 0.5) and early stopping on the validation speaker's ``monitor`` metric, the weights of
-the best validation epoch kept and scored on the test speaker with :mod:`ser_robot.eval.metrics`.
+the best validation epoch kept and scored on the test speaker with :mod:`ser_robot.metrics`.
 Features are computed per batch on the training device after augmentation
 (:mod:`ser_robot.train.features`) and z-normalised with the training split's statistics.
 
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from ser_robot.data.corpora.labels import dimension_scale
 from ser_robot.data.splits import Fold
-from ser_robot.eval.metrics import classification_report, regression_report
+from ser_robot.metrics import classification_report, regression_report
 from ser_robot.features.normalization import FeatureNormalizer
 from ser_robot.features.sets import create_extractor
 from ser_robot.train.checkpoint import (

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from ser_robot.config import config_file, read_yaml_mapping
+from ser_robot.config_io import config_file, read_yaml_mapping
 from ser_robot.errors import ConfigError, DataError
 
 __all__ = ["CorpusLabels", "LabelSet", "corpus_labels", "default_corpora_config_path", "load_corpora_config",
