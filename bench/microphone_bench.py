@@ -78,7 +78,7 @@ def measure_node(ears: VirtualEars, wav: pathlib.Path, seconds: float) -> dict:
     import rclpy
 
     from ser_robot.config import RunConfig, validate_node_params
-    from ser_robot.ros.diagnostics import LatencyStats
+    from ser_robot.metrics import LatencyStats
     from ser_robot.ros.runner import create_nodes
 
     params = {"microphone": validate_node_params(

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+import collections
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "LatencyStats",
     "MeanStd",
     "accuracy",
     "aggregate",
@@ -452,3 +454,42 @@ def format_mean_std(mean: float, std: float, digits: int = 1, scale: float = 1.0
     if math.isnan(std):
         return text
     return f"{text} ± {std * scale:.{digits}f}"
+
+
+class LatencyStats:
+    """Latencies, s: the last ``window`` of them (``None``: all), their count and percentiles.
+
+    The one latency statistic of the project: a live node adds each result's latency and reports
+    p50/p99 on ``diagnostics``; ``evaluate-bag`` builds it from a bag's results. Percentiles
+    interpolate linearly and are NaN before the first latency.
+    """
+
+    def __init__(self, latencies_s: Iterable[float] = (), window: int | None = 1000) -> None:
+        self._values: collections.deque[float] = collections.deque(latencies_s, maxlen=window)
+
+    def add(self, latency_s: float) -> None:
+        self._values.append(latency_s)
+
+    @property
+    def count(self) -> int:
+        return len(self._values)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0..100), s."""
+        return float(np.percentile(self._values, q)) if self._values else float("nan")
+
+    @property
+    def p50_ms(self) -> float:
+        return 1e3 * self.percentile(50)
+
+    @property
+    def p90_ms(self) -> float:
+        return 1e3 * self.percentile(90)
+
+    @property
+    def p99_ms(self) -> float:
+        return 1e3 * self.percentile(99)
+
+    @property
+    def max_ms(self) -> float:
+        return 1e3 * max(self._values) if self._values else float("nan")

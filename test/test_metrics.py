@@ -296,3 +296,16 @@ def test_format_mean_std():
     assert format_mean_std(0.6134, 0.0214, digits=3) == "0.613 ± 0.021"
     assert format_mean_std(0.6134, math.nan, scale=100) == "61.3"
     assert MeanStd(0.6134, 0.0214, 10).format(2, scale=100) == "61.34 ± 2.14"
+
+
+def test_latency_stats_keep_the_last_window_and_report_ms():
+    from ser_robot.metrics import LatencyStats
+
+    stats = LatencyStats(window=3)
+    assert stats.count == 0 and math.isnan(stats.p50_ms) and math.isnan(stats.max_ms)
+    for latency_s in (9.0, 0.01, 0.02, 0.03):
+        stats.add(latency_s)
+    assert stats.count == 3 and stats.max_ms == pytest.approx(30.0)  # 9 s fell out of the window
+    assert stats.p50_ms == pytest.approx(20.0) and stats.percentile(50) == pytest.approx(0.02)
+    every = LatencyStats([0.01, 0.02, 0.03, 0.04], window=None)
+    assert (every.count, every.p90_ms) == (4, pytest.approx(37.0))

@@ -36,7 +36,7 @@ import numpy as np
 
 from ser_robot.bag.reader import BagInfo, bag_info, read_messages
 from ser_robot.errors import BagError, DataError
-from ser_robot.metrics import classification_report
+from ser_robot.metrics import LatencyStats, classification_report
 
 __all__ = [
     "EMOTION_TYPE",
@@ -44,7 +44,6 @@ __all__ = [
     "MISS",
     "BagEvaluation",
     "GroundTruth",
-    "LatencyStats",
     "Match",
     "Result",
     "Scores",
@@ -117,22 +116,6 @@ class Scores:
     accuracy: float
     macro_f1: float
     recall: dict[str, float]
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Percentiles (linear interpolation) and maximum of result latencies, ms, over ``count`` messages."""
-
-    count: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, latencies_ms: list[float]) -> "LatencyStats":
-        p50, p90, p99 = np.percentile(latencies_ms, [50, 90, 99])
-        return cls(len(latencies_ms), float(p50), float(p90), float(p99), float(np.max(latencies_ms)))
 
 
 @dataclass(frozen=True)
@@ -350,7 +333,7 @@ def evaluate_bag(bag: str | pathlib.Path, emotion_topic: str = "emotion", ground
     for kind, final in (("final", True), ("interim", False)):
         latencies = [r.latency_ms for r in results if r.final == final]
         if latencies:
-            latency[kind] = LatencyStats.of(latencies)
+            latency[kind] = LatencyStats([ms / 1e3 for ms in latencies], window=None)
     return BagEvaluation(
         bag=path, emotion_topic=emotion, ground_truth_topic=ground_truth, mode=mode, labels=labels,
         model_ids=tuple(sorted({r.model_id for r in results if r.model_id})), results=results, matches=matches,

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ser_robot.eval.bag_eval import MISS, BagEvaluation, LatencyStats, Scores
+from ser_robot.eval.bag_eval import MISS, BagEvaluation, Scores
+from ser_robot.metrics import LatencyStats
 
 __all__ = ["metrics_dict", "plot_confusion", "plot_timeline", "report_markdown", "summary_lines", "write_bag_report"]
 

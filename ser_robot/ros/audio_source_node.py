@@ -19,8 +19,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 
 from ser_robot.audio.chunk import AudioChunk
 from ser_robot.errors import SerRobotError
+from ser_robot.metrics import LatencyStats
 from ser_robot.ros.conversions import chunk_to_audio_frame
-from ser_robot.ros.diagnostics import OK, WARN, LatencyStats, diagnostic_array
+from ser_robot.ros.diagnostics import OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, SENSOR_DATA_QOS
 from ser_robot_msgs.msg import AudioFrame

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 from typing import Mapping
-
-import numpy as np
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
-__all__ = ["OK", "WARN", "ERROR", "STALE", "LatencyStats", "diagnostic_array"]
+__all__ = ["OK", "WARN", "ERROR", "STALE", "diagnostic_array"]
 
-
-class LatencyStats:
-    """The last ``window`` latencies (s) a node measured, and their percentiles (NaN before the first)."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self._values: collections.deque[float] = collections.deque(maxlen=window)
-
-    def add(self, latency_s: float) -> None:
-        self._values.append(latency_s)
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self._values, q)) if self._values else float("nan")
 
 OK = DiagnosticStatus.OK
 WARN = DiagnosticStatus.WARN

@@ -57,9 +57,10 @@ from ser_robot.inference.blocks import MALFORMED_REASONS, BlockRejected
 from ser_robot.inference.engine import EmotionResult, InferenceSettings
 from ser_robot.inference.model import EmotionModel
 from ser_robot.inference.streams import InferenceStreams, Pushed
+from ser_robot.metrics import LatencyStats
 from ser_robot.ros.consumer_node import ConsumerNode
 from ser_robot.ros.conversions import seconds_to_time, time_to_seconds
-from ser_robot.ros.diagnostics import ERROR, OK, WARN, LatencyStats, diagnostic_array
+from ser_robot.ros.diagnostics import ERROR, OK, WARN, diagnostic_array
 from ser_robot.ros.params import declare_parameters, read_parameters
 from ser_robot.ros.qos import DIAGNOSTICS_QOS, RELIABLE_QOS, for_streams
 from ser_robot_msgs.msg import Emotion, FeatureFrames
