@@ -32,27 +32,17 @@ def utterance_functionals(frames: np.ndarray, voiced_column: int) -> np.ndarray:
 
 def utterance_frames(utterances: Sequence[Any], feature_set: str, gain_db: float = 0.0,
                      progress: bool = False) -> list[np.ndarray]:
-    """Raw feature frames ``(frames, dims)`` of each utterance (float64): file -> mono at the feature
-    set's rate -> ``gain_db`` -> level normaliser (a stream per utterance) -> extractor."""
+    """Raw feature frames ``(frames, dims)`` of each utterance (float64): its file at ``gain_db``, through the
+    feature node's front end as one stream (:func:`~ser_robot.inference.offline.recording_frames`)."""
     from tqdm import tqdm
 
-    from ser_robot.audio.level_normalizer import normalize_level
-    from ser_robot.audio.resample import resample
-    from ser_robot.features.sets import create_extractor
-    from ser_robot.inference.offline import read_audio
+    from ser_robot.inference.offline import read_audio, recording_frames
 
-    extractor = create_extractor(feature_set).eval()
-    rate = int(extractor.sample_rate)
     gain = np.float32(10 ** (gain_db / 20))
     out = []
-    with torch.inference_mode():
-        for utterance in tqdm(utterances, desc="functionals", unit="utt", disable=not progress):
-            samples, source_rate = read_audio(utterance.path)
-            mono = samples.mean(axis=1) if samples.ndim == 2 else samples
-            if source_rate != rate:
-                mono = resample(np.ascontiguousarray(mono, dtype=np.float32), source_rate, rate)
-            mono = normalize_level(np.ascontiguousarray(mono * gain, dtype=np.float32), rate)
-            out.append(extractor(torch.from_numpy(mono)[None])[0].double().numpy())
+    for utterance in tqdm(utterances, desc="functionals", unit="utt", disable=not progress):
+        samples, rate = read_audio(utterance.path)
+        out.append(recording_frames(samples * gain, rate, feature_set).astype(np.float64))
     return out
 
 

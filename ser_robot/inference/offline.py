@@ -9,6 +9,7 @@ chunk-size invariant: the same frames whatever the chunking).
 - :func:`predict_segments`: one final result per speech segment, by the inference node's own
   engine (:class:`~ser_robot.inference.engine.StreamInference`, utterance mode by default).
 - :func:`predict_whole`: one prediction over all the frames of a recording.
+- :func:`recording_frames`: the feature frames of a recording (the front end of :func:`predict_whole`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from ser_robot.errors import AudioError
 
-__all__ = ["CHUNK_S", "read_audio", "feature_pipeline", "predict_segments", "predict_whole"]
+__all__ = ["CHUNK_S", "read_audio", "feature_pipeline", "recording_frames", "predict_segments", "predict_whole"]
 
 CHUNK_S = 10.0  # seconds of audio pushed at once
 
@@ -59,6 +60,19 @@ def _blocks(pipeline: Any, samples: np.ndarray, sample_rate: int, start: float) 
     yield pipeline.finish()
 
 
+def recording_frames(samples: np.ndarray, sample_rate: int, feature_set: str,
+                     features: Mapping[str, Any] | None = None) -> np.ndarray:
+    """The raw feature frames ``(frames, dims)`` float32 of the recording ``samples`` ``(frames, channels)`` at
+    ``sample_rate`` Hz, as the feature node computes them (one stream from the recording's start, no VAD);
+    :class:`AudioError` when it is too short for one frame."""
+    pipeline = feature_pipeline(feature_set, features, vad=False)
+    frames = [block.frames for feature_blocks, _ in _blocks(pipeline, samples, sample_rate, 0.0)
+              for block in feature_blocks]
+    if not frames:
+        raise AudioError(f"{len(samples) / sample_rate:.3f} s of audio is too short for one feature frame")
+    return np.concatenate(frames)
+
+
 def predict_segments(model: Any, samples: np.ndarray, sample_rate: int, settings: Any = None,
                      features: Mapping[str, Any] | None = None, start: float = 0.0) -> list[Any]:
     """The final results (:class:`EmotionResult`) of the recording ``samples`` ``(frames, channels)`` at
@@ -86,12 +100,7 @@ def predict_whole(model: Any, samples: np.ndarray, sample_rate: int,
     """
     import torch
 
-    pipeline = feature_pipeline(model.feature_set, features, vad=False)
-    frames = [block.frames for feature_blocks, _ in _blocks(pipeline, samples, sample_rate, 0.0)
-              for block in feature_blocks]
-    if not frames:
-        raise AudioError(f"{len(samples) / sample_rate:.3f} s of audio is too short for one feature frame")
-    frames = np.concatenate(frames)
+    frames = recording_frames(samples, sample_rate, model.feature_set, features)
     prediction = model.predict(frames, stream)
     if stream is not None:
         stream.update(torch.from_numpy(frames))
