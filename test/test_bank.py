@@ -258,3 +258,32 @@ def test_code_version_covers_the_offline_code_only():
     assert {"features/egemaps.py", "features/logmel.py", "augment/functional.py", "acoustics/rooms.py",
             "train/features.py", "audio/resample.py"} <= set(files)
     assert not {"features/pipeline.py", "features/streaming.py", "features/vad.py"} & set(files)
+
+
+def test_concurrent_builds_of_one_bank_do_not_break_each_other(bank, tmp_path):
+    """Two processes may build the same bank at once (parallel jobs, a test beside a run): each renders into
+    its own ``<key>.partial-<pid>``; unfinished builds of dead processes are cleared, live ones left alone."""
+    import subprocess
+    import sys
+
+    spec = _spec_of(bank)
+    live = tmp_path / f"{bank.key}.partial-1"  # pid 1 is alive: another process's build in progress
+    dead = tmp_path / f"{bank.key}.partial-999999999"
+    for folder in (live, dead):
+        folder.mkdir()
+        (folder / "features.bin").write_bytes(b"unfinished")
+    ensure_bank(spec, tmp_path)
+    assert live.is_dir() and not dead.exists()
+    shutil.rmtree(tmp_path / bank.key)
+    # two builds at once in two processes, from the same spec
+    script = ("import pickle, sys\nfrom ser_robot.train.bank import ensure_bank\n"
+              "spec = pickle.load(open(sys.argv[1], 'rb'))\nprint(ensure_bank(spec, sys.argv[2]).meta['rows'])\n")
+    spec_file = tmp_path / "spec.pickle"
+    spec_file.write_bytes(__import__("pickle").dumps(spec))
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(spec_file), str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert {int(out) for out, _ in outputs} == {bank.meta['rows']}
+    assert FeatureBank.load(tmp_path / bank.key, bank.key).meta["rows"] == bank.meta["rows"]
+    assert sorted(p.name for p in tmp_path.glob("*.partial-*")) == [live.name]

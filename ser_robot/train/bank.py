@@ -79,6 +79,7 @@ _CODE_FILES = ("train/bank.py", "train/features.py", "train/data.py", "audio/res
 _LIVE_ONLY = ("features/pipeline.py", "features/streaming.py", "features/vad.py")
 _MAX_TEMPO_STRETCH = 1 / 0.85  # the slowest tempo of the Lakomkin chain lengthens an utterance by this much
 _HEADROOM_BYTES = 512 * 2**20
+_PARTIAL = ".partial-"  # an unfinished build: <key>.partial-<pid>
 
 
 def code_files() -> list[str]:
@@ -330,11 +331,6 @@ def _render(task: tuple[str, str, int, int]) -> tuple[list[np.ndarray], list[dic
 
 def _build(spec: BankSpec, description: dict[str, Any], key: str, root: pathlib.Path, workers: int,
            progress: bool) -> FeatureBank:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-
     from ser_robot.features.sets import create_extractor
     from ser_robot.train.features import build_augmentation
 
@@ -347,9 +343,39 @@ def _build(spec: BankSpec, description: dict[str, Any], key: str, root: pathlib.
         raise BankError(f"augmentation bank {root} would need up to {needed / 2**30:.2f} GiB but "
                         f"{free / 2**30:.2f} GiB are free on its disk; free space, lower augmentation.versions or "
                         "use bank_dtype float16")
-    partial = root.with_name(root.name + ".partial")
+    _remove_orphaned_partials(root)
+    partial = root.with_name(f"{root.name}{_PARTIAL}{os.getpid()}")  # one per process: builds may race
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
+    try:
+        _render_into(spec, description, key, partial, extractor, chain, workers, progress)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        partial.rename(root)
+    except OSError:  # another process finished the same bank between the two lines above: keep its bank
+        shutil.rmtree(partial, ignore_errors=True)
+    return FeatureBank.load(root, key, verify=False)
+
+
+def _remove_orphaned_partials(root: pathlib.Path) -> None:
+    """Delete the unfinished builds of ``root`` whose process is gone (a killed build leaves one)."""
+    for partial in root.parent.glob(f"{root.name}{_PARTIAL}*"):
+        pid = partial.name.rpartition(_PARTIAL)[2]
+        if pid.isdigit() and not pathlib.Path(f"/proc/{pid}").exists():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _render_into(spec: BankSpec, description: dict[str, Any], key: str, partial: pathlib.Path, extractor: Any,
+                 chain: Any, workers: int, progress: bool) -> None:
+    """Render every version of every utterance into ``partial/features.bin`` and write ``partial/bank.json``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
     dtype = np.dtype(spec.dtype)
     tasks = [(u.id, str(u.path), spec.versions, spec.seed) for u in spec.manifest]
     records, row = [], 0
@@ -385,9 +411,6 @@ def _build(spec: BankSpec, description: dict[str, Any], key: str, root: pathlib.
             "babble_speakers": sorted(babble_speakers(spec.augmentation)),
             "checksum": _checksum(partial / "features.bin"), "utterances": records}
     (partial / "bank.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    return FeatureBank.load(root, key, verify=False)
 
 
 def ensure_bank(spec: BankSpec, bank_dir: str | pathlib.Path, workers: int = 1, progress: bool = False,
