@@ -26,8 +26,10 @@ bench: setup      ## benchmarks (ratios against a reference measured in the same
 	$(ENV) python bench/augment_bench.py --out out/bench
 	$(ENV) python bench/train_bench.py --out out/bench
 	$(ENV) python bench/epoch_breakdown.py --out out/bench/epoch_breakdown
-	$(ENV) python bench/pipeline_bench.py --out out/bench
-	$(ENV) python bench/pipeline_bench.py --out out/bench/low_cpu --chunk-ms 20 --vad-block-windows 3 --parts realtime --modes window,utterance
+	$(ENV) python bench/pipeline_realtime_bench.py --out out/bench
+	$(ENV) python bench/pipeline_streams_bench.py --out out/bench
+	$(ENV) python bench/pipeline_dds_bench.py --out out/bench
+	$(ENV) python bench/pipeline_realtime_bench.py --out out/bench/low_cpu --chunk-ms 20 --vad-block-windows 3 --modes window,utterance
 
 clean:
 	rm -rf build out .pytest_cache

@@ -1,4 +1,4 @@
-"""K real-time AudioFrame streams from one WAV, for the streams-over-DDS part of ``pipeline_bench.py``.
+"""K real-time AudioFrame streams from one WAV, for the streams-over-DDS benchmark ``pipeline_dds_bench.py``.
 
 Stream ``k`` has ``header.frame_id`` ``mics_k`` and starts ``k / K`` of the way into the WAV (looping),
 so the streams do not speak in unison. Once the pipeline has subscribed, all of them are

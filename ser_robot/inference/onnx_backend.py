@@ -2,7 +2,7 @@
 
 Why: one 3 s window (300 frames) through the default model's two bidirectional GRU layers takes
 about 20 ms in PyTorch on one CPU core (a handful of small ops per time step and direction) and
-about 5 ms in onnxruntime's fused GRU kernel, with outputs equal to 1e-6 (``bench/pipeline_bench.py``
+about 5 ms in onnxruntime's fused GRU kernel, with outputs equal to 1e-6 (``bench/pipeline_streams_bench.py``
 measures both). The exported graph is ``normaliser -> model.forward_one`` for one window
 ``(frames, features)`` of raw feature frames, any number of frames; :class:`OnnxForward` checks
 it against PyTorch on probe windows before it is used, so an export that computes something

@@ -33,6 +33,6 @@ DIAGNOSTICS_QOS = QoSProfile(
 def for_streams(profile: QoSProfile, streams: int) -> QoSProfile:
     """``profile`` with its depth multiplied by ``streams``: a KEEP_LAST history is shared by every
     stream on the topic, so a node taking several streams needs that much more room (measured: with
-    depth 50, a feature node taking 4 audio streams lost frames at 46 % of a core; bench/pipeline_bench.py)."""
+    depth 50, a feature node taking 4 audio streams lost frames at 46 % of a core; bench/pipeline_dds_bench.py)."""
     return QoSProfile(history=profile.history, depth=profile.depth * max(1, streams),
                       reliability=profile.reliability, durability=profile.durability)
