@@ -1,6 +1,8 @@
-"""The ground floor of every configuration: YAML read safely, files of the package, deep merge and
-``key=value`` overrides. It imports nothing of ser_robot but :mod:`ser_robot.errors`, so every layer
-(audio, features, data, models, training, simulator, experiments, nodes) may use it.
+"""The ground floor of every configuration: YAML read safely, files of the package, deep merge,
+``key=value`` overrides, and the typed checks that turn a mapping into a (nested) dataclass
+(:func:`from_mapping`, driven by field types and :func:`setting` limits). It imports nothing of
+ser_robot but :mod:`ser_robot.errors`, so every layer (audio, features, data, models, training,
+simulator, experiments, nodes) may use it.
 
 YAML is read safely (plain data only) and, as in YAML 1.2, ``1e-9`` is a number.
 """
@@ -8,15 +10,23 @@ YAML is read safely (plain data only) and, as in YAML 1.2, ``1e-9`` is a number.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import math
 import pathlib
 import re
-from typing import Any, Mapping, Sequence
+import types
+import typing
+from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
 from ser_robot.errors import ConfigError
 
-__all__ = ["parse_yaml", "read_yaml_mapping", "package_file", "config_file", "deep_merge", "parse_key_values"]
+__all__ = ["parse_yaml", "read_yaml_mapping", "package_file", "config_file", "deep_merge", "parse_key_values",
+           "setting", "from_mapping", "check_fields", "check_keys", "check_value"]
+
+_T = TypeVar("_T")
 
 
 class _DataLoader(yaml.SafeLoader):
@@ -127,3 +137,194 @@ def read_yaml_mapping(path: str | pathlib.Path, what: str, empty_ok: bool = Fals
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{what} {path} must hold a non-empty mapping, got {type(raw).__name__}") from None
     return raw
+
+
+# -- typed checks: a mapping -> a (nested) dataclass ---------------------------------------------------------
+
+_LIMITS = ("min", "max", "above", "below", "choices", "nonempty", "min_items", "unique", "what", "keys", "check")
+
+
+def setting(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+            compare: bool = True, **limits: Any) -> Any:
+    """A dataclass field with its limits in ``metadata``, read by :func:`from_mapping` and :func:`check_fields`.
+
+    Limits: ``min``/``max`` (inclusive), ``above``/``below`` (exclusive) for numbers and the numbers of
+    a list; ``choices`` for a value or the items of a list; ``nonempty`` (a string); ``min_items`` and
+    ``unique`` (a list); ``what``: the noun in messages (``"a learning rate"``: "must be a learning
+    rate > 0"); ``keys``: the keys a nested dataclass accepts (default: all its fields); ``check``:
+    ``check(key, value) -> value``, the whole check of a field no type annotation describes.
+    """
+    unknown = sorted(set(limits) - set(_LIMITS))
+    if unknown:
+        raise TypeError(f"setting(): unknown limit(s) {unknown}; known: {list(_LIMITS)}")
+    return dataclasses.field(default=default, default_factory=default_factory, compare=compare, metadata=limits)
+
+
+def from_mapping(cls: type[_T], values: Any, where: str = "", *, keys: Sequence[str] | None = None,
+                 hint: str = "") -> _T:
+    """``values`` (e.g. a YAML mapping) checked against dataclass ``cls`` and built into one.
+
+    Driven by the field types (``bool``, ``int``, ``float`` (an int is accepted), ``str``,
+    ``X | None``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``dict``, ``Any``, nested dataclasses, built
+    from nested mappings) and the :func:`setting` limits. Unknown keys, missing required keys (a
+    field without default; ``null`` or ``''`` count as missing), wrong types (a bool is not an int)
+    and values out of range raise :class:`ConfigError` naming ``where`` and the dotted key; absent
+    keys take the field defaults; ``null`` for the mapping, a nested dataclass or a dict is an empty mapping.
+    ``keys``: the keys ``values`` may hold (default: every field). ``hint``: appended to the
+    missing-key message (what to do).
+    """
+    try:
+        return _build(cls, values, "", keys, hint)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+
+
+def check_fields(obj: Any, prefix: str = "") -> None:
+    """Check every field of dataclass instance ``obj`` as :func:`from_mapping` does, storing the converted
+    values (``1`` -> ``1.0`` for a float, lists -> tuples) even in a frozen dataclass; for ``__post_init__``."""
+    for f, kind in _fields(type(obj)):
+        value = _check(prefix + f.name, getattr(obj, f.name), kind, f.metadata, "")
+        if value is not getattr(obj, f.name):
+            object.__setattr__(obj, f.name, value)
+
+
+def check_keys(values: Any, known: Sequence[str], required: Sequence[str] = (), *, where: str = "",
+               prefix: str = "", hint: str = "") -> dict[str, Any]:
+    """``values`` as a dict, after checking it is a mapping with only ``known`` keys and every ``required``
+    one (``null`` or ``''`` count as missing); :class:`ConfigError` naming ``where`` and the keys otherwise."""
+    try:
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{_key(prefix[:-1])}must be a mapping, got {values!r}" if prefix
+                              else f"expected a mapping, got {values!r}")
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]}; known keys are "
+                              f"{sorted(prefix + k for k in known)}")
+        missing = [prefix + k for k in required if values.get(k) is None or values.get(k) == ""]
+        if missing:
+            raise ConfigError(f"required key(s) {missing} missing" + (f"; {hint}" if hint else ""))
+        return dict(values)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+
+
+def check_value(key: str, value: Any, kind: Any, *, where: str = "", **limits: Any) -> Any:
+    """``value`` of ``key`` checked against type ``kind`` and :func:`setting` ``limits``, converted as
+    :func:`from_mapping` converts a field; :class:`ConfigError` naming ``where`` and ``key`` otherwise."""
+    try:
+        return _check(key, value, kind, limits, "")
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from None
+
+
+def _key(key: str) -> str:
+    return f"key {key!r} "
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> tuple[tuple[dataclasses.Field, Any], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls))
+
+
+def _build(cls: type[_T], values: Any, prefix: str, keys: Sequence[str] | None, hint: str) -> _T:
+    fields = {f.name: (f, kind) for f, kind in _fields(cls)}
+    known = list(keys) if keys is not None else list(fields)
+    required = [name for name in known if fields[name][0].default is dataclasses.MISSING
+                and fields[name][0].default_factory is dataclasses.MISSING]
+    values = check_keys({} if values is None else values, known, required, prefix=prefix, hint=hint)
+    built = {}
+    for name, value in values.items():
+        f, kind = fields[name]
+        built[name] = _check(prefix + name, value, kind, f.metadata, hint)
+    return cls(**built)
+
+
+def _check(key: str, value: Any, kind: Any, limits: Mapping[str, Any], hint: str) -> Any:
+    """``value`` of ``key`` checked against type ``kind`` and ``limits`` and converted; raises :class:`ConfigError`."""
+    if limits.get("check") is not None:
+        return limits["check"](key, value)
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(kind) if member is not type(None)]
+        if value is None and len(members) < len(typing.get_args(kind)):
+            return None
+        if len(members) != 1:
+            raise TypeError(f"{key}: a union of several types needs a check (setting(check=...))")
+        kind = members[0]
+    origin = typing.get_origin(kind) or kind
+    if dataclasses.is_dataclass(kind):
+        if isinstance(value, kind):
+            check_fields(value, key + ".")
+            return value
+        return _build(kind, value, key + ".", limits.get("keys"), hint)
+    if kind is Any:
+        return value
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{_key(key)}must be a mapping, got {value!r}")
+        return dict(value)
+    if origin is tuple:
+        return _items(key, value, typing.get_args(kind), limits, hint)
+    test = _TYPES.get(kind)
+    if test is None:
+        raise TypeError(f"{key}: no check for type {kind!r}; give the field a setting(check=...)")
+    ok = test(value)
+    if ok:
+        value = float(value) if kind is float else str(value) if kind is str else value
+        ok = _within(value, limits) and not (limits.get("nonempty") and value == "")
+    if not ok:
+        raise ConfigError(f"{_key(key)}must be {_describe(kind, limits)}, got {value!r}")
+    return value
+
+
+_TYPES = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          str: lambda v: isinstance(v, (str, pathlib.PurePath))}
+
+
+def _items(key: str, value: Any, args: tuple[Any, ...], limits: Mapping[str, Any], hint: str) -> tuple[Any, ...]:
+    """A list (or tuple) checked item by item: ``tuple[X, ...]`` any length, ``tuple[X, Y, Z]`` that many."""
+    fixed = not (len(args) == 2 and args[1] is Ellipsis)
+    inner = {name: limit for name, limit in limits.items() if name not in ("min_items", "unique", "what")}
+    if fixed:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{_key(key)}must be a list of {len(args)} {_describe(args[0], inner, plural=True)}, "
+                              f"got {value!r}")
+        return tuple(_check(f"{key}[{i}]", item, kind, inner, hint) for i, (item, kind) in enumerate(zip(value, args)))
+    least = limits.get("min_items", 0)
+    if not isinstance(value, (list, tuple)) or len(value) < least:
+        at_least = f" of at least {least} item(s)" if least else ""
+        raise ConfigError(f"{_key(key)}must be a list{at_least}, got {value!r}")
+    items = tuple(_check(f"{key}[{i}]", item, args[0], inner, hint) for i, item in enumerate(value))
+    if limits.get("unique") and len(set(items)) != len(items):
+        raise ConfigError(f"{_key(key)}lists an item twice, got {list(value)!r}; list each once")
+    return items
+
+
+def _within(value: Any, limits: Mapping[str, Any]) -> bool:
+    choices = limits.get("choices")
+    if choices is not None:
+        return value in choices
+    low, high, above, below = (limits.get(name) for name in ("min", "max", "above", "below"))
+    return ((low is None or value >= low) and (high is None or value <= high)
+            and (above is None or value > above) and (below is None or value < below))
+
+
+def _describe(kind: Any, limits: Mapping[str, Any], plural: bool = False) -> str:
+    """What a value must be: ``an integer >= 1``, ``a number from 0.0 to 1.0``, ``one of ['a', 'b']``."""
+    if limits.get("choices") is not None:
+        return f"one of {list(limits['choices'])}"
+    nouns = {bool: ("true or false", "booleans"), int: ("an integer", "integers"),
+             str: ("a non-empty string" if limits.get("nonempty") else "a string", "strings"),
+             float: ("a number" if any(limits.get(n) is not None for n in ("min", "max", "above", "below"))
+                     else "a finite number", "numbers")}
+    noun = limits.get("what") or nouns.get(kind, (getattr(kind, "__name__", str(kind)),) * 2)[plural]
+    low, high = limits.get("min"), limits.get("max")
+    if low is not None and high is not None:
+        return f"{noun} from {low} to {high}"
+    bounds = [f"{sign} {limits[name]}" for name, sign in (("min", ">="), ("above", ">"), ("max", "<="), ("below", "<"))
+              if limits.get(name) is not None]
+    return " and ".join([f"{noun} {bounds[0]}", *bounds[1:]]) if bounds else noun

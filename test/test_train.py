@@ -114,12 +114,12 @@ def test_default_yaml_loads_with_the_papers_settings():
 
 @pytest.mark.parametrize("data, match", [
     ({"model": "m", "learning_rate": 1}, r"unknown key\(s\) \['learning_rate'\]"),
-    ({"feature_set": "egemaps"}, "required key 'model'"),
-    ({"model": "m", "batch_size": "32"}, "'batch_size' must be of type int"),
+    ({"feature_set": "egemaps"}, r"required key\(s\) \['model'\] missing; set 'model' to a model's registry name"),
+    ({"model": "m", "batch_size": "32"}, "'batch_size' must be an integer >= 1, got '32'"),
     ({"model": "m", "lr": -1}, "'lr' must be a learning rate > 0"),
     ({"model": "m", "head": "both"}, "'head' must be one of"),
     ({"model": "m", "head": "dimensional", "monitor": "uar"}, "'monitor' must be one of"),
-    ({"model": "m", "augmentation": {"kind": "lakomkin", "p_ir": 2}}, "'augmentation.p_ir' is a probability"),
+    ({"model": "m", "augmentation": {"kind": "lakomkin", "p_ir": 2}}, "'augmentation.p_ir' must be a probability from 0.0 to 1.0"),
     ({"model": "m", "augmentation": {"noise": 1}}, r"augmentation\.noise"),
 ])
 def test_bad_config_names_the_key(tmp_path, data, match):

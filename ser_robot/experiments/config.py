@@ -46,10 +46,10 @@ import hashlib
 import json
 import pathlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ser_robot.config_io import deep_merge, read_yaml_mapping
+from ser_robot.config_io import check_keys, check_value, deep_merge, from_mapping, read_yaml_mapping, setting
 from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
 
@@ -81,17 +81,27 @@ ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise
 TABLES: tuple[str, str] = ("table1", "table2")
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session")
+HEADS: tuple[str, ...] = ("categorical", "dimensional")
 MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN"}
+
+
+def _folds(key: str, value: Any) -> str | int | tuple[str, ...]:
+    """``protocol.folds``: ``all``, a count >= 1, or a list of test speakers (sessions), repeats dropped."""
+    if isinstance(value, (list, tuple)):
+        return tuple(dict.fromkeys(check_value(key, value, tuple[str, ...], nonempty=True, min_items=1)))
+    if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ConfigError(f"key {key!r} must be 'all', a count >= 1 or a list of test speakers, got {value!r}")
 
 
 @dataclass(frozen=True)
 class BankConfig:
     """Arguments of :func:`~ser_robot.acoustics.build_noise_bank` or :func:`~ser_robot.acoustics.build_rir_bank`."""
 
-    seed: int = 0
-    seconds_per_clip: float = 10.0  # noise bank only
-    clips_per_category: int = 4  # noise bank only
-    count: int = 64  # RIR bank only
+    seed: int = setting(0, min=0)
+    seconds_per_clip: float = setting(10.0, above=0)  # noise bank only
+    clips_per_category: int = setting(4, min=2)  # noise bank only
+    count: int = setting(64, min=2)  # RIR bank only
 
 
 @dataclass(frozen=True)
@@ -103,13 +113,24 @@ class CorpusConfig:
     simulator draws its held-out test clips from the same noise bank).
     """
 
-    manifest: str | None = None
+    manifest: str | None = setting(None, nonempty=True)
     synth: dict[str, int] | None = None
-    robot: str | None = None
-    sim_config: str | None = None
-    sim_seed: int = 0
-    noise_bank: BankConfig = field(default_factory=BankConfig)
-    rir_bank: BankConfig = field(default_factory=BankConfig)
+    robot: str | None = setting(None, nonempty=True)
+    sim_config: str | None = setting(None, nonempty=True)
+    sim_seed: int = setting(0, min=0)
+    noise_bank: BankConfig = setting(default_factory=BankConfig,
+                                     keys=("seed", "seconds_per_clip", "clips_per_category"))
+    rir_bank: BankConfig = setting(default_factory=BankConfig, keys=("seed", "count"))
+
+
+@dataclass(frozen=True)
+class _Synth:
+    """``corpus.synth``: the synthetic corpus to generate (``voices`` kept in the dict only when not ``core``)."""
+
+    speakers: int = setting(min=2)
+    sentences: int = setting(min=1)
+    seed: int = setting(0, min=0)
+    voices: str = setting("core", choices=tuple(VOICE_SETS))
 
 
 @dataclass(frozen=True)
@@ -118,10 +139,10 @@ class ProtocolConfig:
     speakers tested), ``validation`` (``partner``/``next``/``none``; the session scheme takes
     ``next``/``none``), ``folds`` (``"all"``, a count, or test speakers/sessions), ``repetitions``."""
 
-    scheme: str = "speaker"
-    validation: str = "partner"
-    folds: str | int | tuple[str, ...] = "all"
-    repetitions: int = 1
+    scheme: str = setting("speaker", choices=SCHEMES)
+    validation: str = setting("partner", choices=VALIDATIONS)
+    folds: str | int | tuple[str, ...] = setting("all", check=_folds)
+    repetitions: int = setting(1, min=1)
 
 
 @dataclass(frozen=True)
@@ -130,13 +151,21 @@ class ArmConfig:
     ``removed`` augmentation (``None``: none removed), and training-config ``overrides``; ``label``
     names the model in tables (default ``RNN``/``CNN``)."""
 
-    name: str
-    model: str
-    head: str
-    training: str = "augmented"
-    removed: str | None = None
+    name: str = setting(nonempty=True)
+    model: str = setting(nonempty=True)
+    head: str = setting(choices=HEADS)
+    training: str = setting("augmented", choices=TRAINING_CONDITIONS)
+    removed: str | None = setting(None, choices=tuple(ABLATIONS))
     label: str = ""
-    overrides: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = setting(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _TrainSection:
+    """``train``: the base training configuration and the overrides applied to every arm."""
+
+    config: str = setting(nonempty=True)
+    overrides: dict[str, Any] = setting(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -194,142 +223,63 @@ def resolve_input(value: str | pathlib.Path, base: pathlib.Path) -> pathlib.Path
     return path.resolve()
 
 
-def _check_keys(where: str, data: Mapping[str, Any], known: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {data!r}")
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-    missing = [k for k in required if data.get(k) in (None, "")]
-    if missing:
-        raise ConfigError(f"{where}: required key(s) {missing} missing")
+# kept, on the shared checks, for ser_robot.experiments.default_model
+def _check_keys(where: str, data: Any, known: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
+    check_keys(data, known, required, where=where)
 
 
 def _int(where: str, key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{where}: key {key!r} must be an integer >= {low}, got {value!r}")
-    return value
-
-
-def _float(where: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{where}: key {key!r} must be a number > 0, got {value!r}")
-    return float(value)
+    return check_value(key, value, int, where=where, min=low)
 
 
 def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: key {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _choice(where: str, key: str, value: Any, choices: tuple[str, ...] | list[str]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{where}: key {key!r} must be one of {list(choices)}, got {value!r}")
-    return value
+    return check_value(key, value, str | None if optional else str, where=where, nonempty=True)
 
 
 def _mapping(where: str, key: str, value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: key {key!r} must be a mapping, got {value!r}")
-    return dict(value)
-
-
-def _bank(where: str, key: str, data: Any, kind: str) -> BankConfig:
-    data = _mapping(where, key, data)
-    name = f"{where}: {key}"
-    if kind == "noise":
-        _check_keys(name, data, ("seed", "seconds_per_clip", "clips_per_category"))
-        clips = _int(name, "clips_per_category", data.get("clips_per_category", 4), 2)
-        return BankConfig(seed=_int(name, "seed", data.get("seed", 0), 0),
-                          seconds_per_clip=_float(name, "seconds_per_clip", data.get("seconds_per_clip", 10.0)),
-                          clips_per_category=clips)
-    _check_keys(name, data, ("seed", "count"))
-    return BankConfig(seed=_int(name, "seed", data.get("seed", 0), 0), count=_int(name, "count", data.get("count", 64), 2))
+    return check_value(key, value, dict[str, Any], where=where)
 
 
 def _corpus(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
-    data = _mapping(where, "corpus", data)
     name = f"{where}: corpus"
-    _check_keys(name, data, ("manifest", "synth", "robot", "sim_config", "sim_seed", "noise_bank", "rir_bank"))
-    if (data.get("manifest") is None) == (data.get("synth") is None):
+    corpus = from_mapping(CorpusConfig, data, name)
+    if (corpus.manifest is None) == (corpus.synth is None):
         raise ConfigError(f"{name}: give exactly one of 'manifest' (a corpus manifest path) or 'synth' "
                           "({speakers, sentences, seed}: generate the synthetic corpus)")
-    manifest = synth = None
-    if data.get("manifest") is not None:
-        manifest = str(resolve_input(_str(name, "manifest", data["manifest"]), base))
-    else:
-        spec = _mapping(name, "synth", data["synth"])
-        _check_keys(f"{name}: synth", spec, ("speakers", "sentences", "seed", "voices"), ("speakers", "sentences"))
-        synth = {"speakers": _int(f"{name}: synth", "speakers", spec["speakers"], 2),
-                 "sentences": _int(f"{name}: synth", "sentences", spec["sentences"], 1),
-                 "seed": _int(f"{name}: synth", "seed", spec.get("seed", 0), 0)}
-        voices = _str(f"{name}: synth", "voices", spec.get("voices", "core"))
-        if voices not in VOICE_SETS:
-            raise ConfigError(f"{name}: synth: voices must be one of {list(VOICE_SETS)}, got {voices!r}")
-        if voices != "core":  # absent for the experiments' core set: their resolved configurations stay as they were
-            synth["voices"] = voices
-    robot = _str(name, "robot", data.get("robot"), optional=True)
-    if robot is not None:
-        if manifest is None:
-            raise ConfigError(f"{name}: 'robot' (a twin manifest) goes with 'manifest'; a synth corpus's twin is "
-                              "simulated into the cache")
-        robot = str(resolve_input(robot, base))
-    sim_config = _str(name, "sim_config", data.get("sim_config"), optional=True)
-    if sim_config is not None:
-        sim_config = str(resolve_input(sim_config, base))
-    return CorpusConfig(manifest=manifest, synth=synth, robot=robot, sim_config=sim_config,
-                        sim_seed=_int(name, "sim_seed", data.get("sim_seed", 0), 0),
-                        noise_bank=_bank(name, "noise_bank", data.get("noise_bank"), "noise"),
-                        rir_bank=_bank(name, "rir_bank", data.get("rir_bank"), "rir"))
+    synth = None
+    if corpus.synth is not None:  # voices absent for the core set: resolved configurations stay as they were
+        spec = dataclasses.asdict(from_mapping(_Synth, corpus.synth, f"{name}: synth"))
+        synth = {key: value for key, value in spec.items() if key != "voices" or value != "core"}
+    if corpus.robot is not None and corpus.manifest is None:
+        raise ConfigError(f"{name}: 'robot' (a twin manifest) goes with 'manifest'; a synth corpus's twin is "
+                          "simulated into the cache")
+
+    def resolve(value: str | None) -> str | None:
+        return None if value is None else str(resolve_input(value, base))
+
+    return dataclasses.replace(corpus, manifest=resolve(corpus.manifest), synth=synth, robot=resolve(corpus.robot),
+                               sim_config=resolve(corpus.sim_config))
 
 
 def _protocol(where: str, data: Any) -> ProtocolConfig:
-    data = _mapping(where, "protocol", data)
     name = f"{where}: protocol"
-    _check_keys(name, data, ("scheme", "validation", "folds", "repetitions"))
-    scheme = _choice(name, "scheme", data.get("scheme", "speaker"), SCHEMES)
-    validation = _choice(name, "validation", data.get("validation", "partner" if scheme == "speaker" else "next"),
-                         VALIDATIONS)
-    if scheme == "session" and validation == "partner":
+    if isinstance(data, Mapping) and "validation" not in data and data.get("scheme") == "session":
+        data = {**data, "validation": "next"}
+    protocol = from_mapping(ProtocolConfig, data, name)
+    if protocol.scheme == "session" and protocol.validation == "partner":
         raise ConfigError(f"{name}: the session scheme tests both speakers of a session, so no partner is left to "
                           "validate; use validation: next (the next session validates) or none")
-    folds = data.get("folds", "all")
-    if isinstance(folds, list):
-        if not folds or not all(isinstance(f, str) and f for f in folds):
-            raise ConfigError(f"{name}: key 'folds' as a list must name test speakers or sessions (strings), "
-                              f"got {folds!r}")
-        folds = tuple(dict.fromkeys(folds))
-    elif folds != "all":
-        folds = _int(name, "folds", folds, 1) if not isinstance(folds, str) else None
-        if folds is None:
-            raise ConfigError(f"{name}: key 'folds' must be 'all', a count >= 1 or a list of test speakers, "
-                              f"got {data.get('folds')!r}")
-    return ProtocolConfig(scheme=scheme, validation=validation, folds=folds, repetitions=_int(name, "repetitions", data.get("repetitions", 1), 1))
+    return protocol
 
 
 def _arm(where: str, index: int, data: Any) -> ArmConfig:
     name = f"{where}: arms[{index}]"
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{name} must be a mapping with name, model, head, overrides, got {data!r}")
-    _check_keys(name, data, ("name", "model", "head", "training", "removed", "label", "overrides"),
-                ("name", "model", "head"))
-    arm_name = _str(name, "name", data["name"])
-    if not all(c.isalnum() or c in "-_." for c in arm_name):
-        raise ConfigError(f"{name}: key 'name' is a folder name: letters, digits, '-', '_' or '.', got {arm_name!r}")
-    model = _str(name, "model", data["model"])
-    removed = data.get("removed")
-    if removed is not None:
-        _choice(name, "removed", removed, list(ABLATIONS))
-    return ArmConfig(name=arm_name, model=model,
-                     head=_choice(name, "head", data["head"], ("categorical", "dimensional")),
-                     training=_choice(name, "training", data.get("training", "augmented"), TRAINING_CONDITIONS),
-                     removed=removed, label=_str(name, "label", data.get("label") or MODEL_LABELS.get(model, model)),
-                     overrides=_mapping(name, "overrides", data.get("overrides")))
+    if isinstance(data, Mapping) and data.get("label") is None:
+        data = {key: value for key, value in data.items() if key != "label"}
+    arm = from_mapping(ArmConfig, data, name)
+    if not all(c.isalnum() or c in "-_." for c in arm.name):
+        raise ConfigError(f"{name}: key 'name' is a folder name: letters, digits, '-', '_' or '.', got {arm.name!r}")
+    return arm if arm.label else dataclasses.replace(arm, label=MODEL_LABELS.get(arm.model, arm.model))
 
 
 def arm_train_overrides(experiment: ExperimentConfig, arm: ArmConfig, repetition: int = 0,
@@ -386,13 +336,12 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     where = str(path)
     data = read_yaml_mapping(path, "experiment")
     known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "arms")
-    _check_keys(where, data, known, ("corpus", "train", "arms"))
+    data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
-    train = _mapping(where, "train", data["train"])
-    _check_keys(f"{where}: train", train, ("config", "overrides"), ("config",))
-    train_config = resolve_input(_str(f"{where}: train", "config", train["config"]), base)
+    train = from_mapping(_TrainSection, data["train"], f"{where}: train")
+    train_config = resolve_input(train.config, base)
     if not train_config.is_file():
-        raise ConfigError(f"{where}: train: config {train['config']!r} not found (looked in the working directory, "
+        raise ConfigError(f"{where}: train: config {train.config!r} not found (looked in the working directory, "
                           f"{base} and {REPO_ROOT})")
     arms_data = data["arms"]
     if not isinstance(arms_data, list) or not arms_data:
@@ -408,13 +357,14 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     if not isinstance(tables, list):
         raise ConfigError(f"{where}: key 'tables' must be a list of {list(TABLES)}, got {tables!r}")
     for table in tables:
-        _choice(where, "tables", table, TABLES)
+        check_value("tables", table, str, where=where, choices=TABLES)
     experiment = ExperimentConfig(
-        name=_str(where, "name", data.get("name") or path.stem), source=str(path.resolve()),
-        corpus=_corpus(where, data["corpus"], base), protocol=_protocol(where, data.get("protocol")),
-        train_config=str(train_config), train_overrides=_mapping(f"{where}: train", "overrides", train.get("overrides")),
-        arms=arms, tables=tuple(dict.fromkeys(tables)), seed=_int(where, "seed", data.get("seed", 0), 0),
-        cache=_str(where, "cache", data.get("cache", "out/corpora")),
+        name=check_value("name", data.get("name") or path.stem, str, where=where, nonempty=True),
+        source=str(path.resolve()), corpus=_corpus(where, data["corpus"], base),
+        protocol=_protocol(where, data.get("protocol")), train_config=str(train_config),
+        train_overrides=train.overrides, arms=arms, tables=tuple(dict.fromkeys(tables)),
+        seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),
+        cache=check_value("cache", data.get("cache", "out/corpora"), str, where=where, nonempty=True),
         description=str(data.get("description") or "").strip())
     if "table2" in experiment.tables:
         full = [a for a in arms if a.removed is None and a.training == "augmented" and a.head == "categorical"]

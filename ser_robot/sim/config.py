@@ -20,9 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
 from ser_robot.acoustics.noise import CATEGORIES, SAMPLE_RATE
-from ser_robot.config_io import deep_merge, read_yaml_mapping
+from ser_robot.config_io import check_value, deep_merge, from_mapping, read_yaml_mapping, setting
 from ser_robot.errors import ConfigError
 
 __all__ = [
@@ -49,6 +48,23 @@ LEVEL_REFERENCES = ("fixed", "utterance")
 """How ``snr_db`` values are referenced: to ``levels.reference_dbfs`` (noise at a fixed level,
 quiet utterances get a lower SNR, as on the real robot) or to each utterance's own speech level."""
 
+_NOISE_CHOICES = tuple(name for name, category in CATEGORIES.items() if not category.needs_speech)
+"""The noise categories a section may draw from (those that need no speech)."""
+_CATEGORIES = {"choices": _NOISE_CHOICES, "min_items": 1, "unique": True}
+_HIGHEST_HZ = 0.49 * SAMPLE_RATE
+
+
+def _ripple(key: str, value: Any) -> tuple[tuple[float, float, float], ...]:
+    """``loudspeaker.ripple``: a list of peaking-EQ bands ``[centre_hz, gain_db, q]``."""
+    bands = []
+    for i, band in enumerate(check_value(key, value, tuple[Any, ...])):
+        if not isinstance(band, (list, tuple)) or len(band) != 3:
+            raise ConfigError(f"key '{key}[{i}]' must be [centre_hz, gain_db, q], got {band!r}")
+        bands.append((check_value(f"{key}[{i}] centre_hz", band[0], float, min=20.0, max=_HIGHEST_HZ),
+                      check_value(f"{key}[{i}] gain_db", band[1], float, min=-12.0, max=12.0),
+                      check_value(f"{key}[{i}] q", band[2], float, min=0.1, max=20.0)))
+    return tuple(bands)
+
 
 @dataclass(frozen=True)
 class LevelsConfig:
@@ -56,9 +72,9 @@ class LevelsConfig:
     at the ears) that the ``snr_db`` values refer to when ``reference == "fixed"``;
     ``active_range_db``: frames within this many dB of the loudest 10 ms frame count as active speech."""
 
-    reference: str
-    reference_dbfs: float
-    active_range_db: float
+    reference: str = setting(choices=LEVEL_REFERENCES)
+    reference_dbfs: float = setting(min=-80.0, max=0.0)
+    active_range_db: float = setting(min=10.0, max=80.0)
 
 
 @dataclass(frozen=True)
@@ -67,12 +83,12 @@ class LoudspeakerConfig:
     ``drive``: the tanh soft clip ``tanh(drive * x) / drive`` (small signals unchanged)."""
 
     enabled: bool
-    highpass_hz: float
-    highpass_order: int
-    lowpass_hz: float
-    lowpass_order: int
-    ripple: tuple[tuple[float, float, float], ...]
-    drive: float
+    highpass_hz: float = setting(min=10.0, max=1000.0)
+    highpass_order: int = setting(min=1, max=8)
+    lowpass_hz: float = setting(min=1000.0, max=_HIGHEST_HZ)
+    lowpass_order: int = setting(min=1, max=8)
+    ripple: tuple[tuple[float, float, float], ...] = setting(check=_ripple)
+    drive: float = setting(min=0.01, max=20.0)
 
 
 @dataclass(frozen=True)
@@ -81,14 +97,14 @@ class RoomConfig:
     facing ``head_yaw_deg`` (deg from +x); loudspeaker ``source_distance_m`` from the head centre at
     ``source_azimuth_deg`` (REP 103) and ``source_height_m``; image order capped at ``max_order_cap``."""
 
-    dims_m: tuple[float, float, float]
-    rt60_s: float
-    max_order_cap: int
-    head_position_m: tuple[float, float, float]
-    head_yaw_deg: float
-    source_distance_m: float
-    source_azimuth_deg: float
-    source_height_m: float
+    dims_m: tuple[float, float, float] = setting(min=1.5, max=50.0)
+    rt60_s: float = setting(min=0.1, max=3.0)
+    max_order_cap: int = setting(min=1, max=200)
+    head_position_m: tuple[float, float, float] = setting(min=0.0, max=50.0)
+    head_yaw_deg: float = setting(min=-360.0, max=360.0)
+    source_distance_m: float = setting(min=0.3, max=20.0)
+    source_azimuth_deg: float = setting(min=-180.0, max=180.0)
+    source_height_m: float = setting(min=0.0, max=50.0)
 
 
 @dataclass(frozen=True)
@@ -96,8 +112,8 @@ class HeadConfig:
     """Two ears ``ear_spacing_m`` apart (head radius = half of it) pointing at +-``ear_angle_deg``;
     ``shadow``: apply the spherical-head shadow filter (Brown & Duda 1998) to the direct sound."""
 
-    ear_spacing_m: float
-    ear_angle_deg: float
+    ear_spacing_m: float = setting(min=0.05, max=0.5)
+    ear_angle_deg: float = setting(min=45.0, max=135.0)
     shadow: bool
 
 
@@ -107,8 +123,8 @@ class BackgroundConfig:
     ``diffuse``: two-ear coherence of a spherically isotropic field (else independent ears)."""
 
     enabled: bool
-    categories: tuple[str, ...]
-    snr_db: float
+    categories: tuple[str, ...] = setting(**_CATEGORIES)
+    snr_db: float = setting(min=-20.0, max=80.0)
     diffuse: bool
 
 
@@ -118,10 +134,10 @@ class EgoNoiseConfig:
     ``ear_coherence`` (0..1) of a shared component, the left ear ``level_difference_db`` louder."""
 
     enabled: bool
-    categories: tuple[str, ...]
-    snr_db: float
-    ear_coherence: float
-    level_difference_db: float
+    categories: tuple[str, ...] = setting(**_CATEGORIES)
+    snr_db: float = setting(min=-20.0, max=80.0)
+    ear_coherence: float = setting(min=0.0, max=1.0)
+    level_difference_db: float = setting(min=-20.0, max=20.0)
 
 
 @dataclass(frozen=True)
@@ -130,10 +146,10 @@ class EventsConfig:
     speech), played from one of ``positions_m`` in the lab (test condition)."""
 
     enabled: bool
-    probability: float
-    categories: tuple[str, ...]
-    snr_db: float
-    positions_m: tuple[tuple[float, float, float], ...]
+    probability: float = setting(min=0.0, max=1.0)
+    categories: tuple[str, ...] = setting(**_CATEGORIES)
+    snr_db: float = setting(min=-20.0, max=80.0)
+    positions_m: tuple[tuple[float, float, float], ...] = setting(min=0.0, max=50.0, min_items=1)
 
 
 @dataclass(frozen=True)
@@ -141,10 +157,10 @@ class MicrophoneConfig:
     """Preamp ``gain_db`` (applied to everything acoustic), self-noise (white, ``self_noise_dbfs`` RMS
     per ear, independent), then ``bits``-bit quantisation (16: PCM_16 WAV)."""
 
-    gain_db: float
+    gain_db: float = setting(min=-40.0, max=40.0)
     self_noise: bool
-    self_noise_dbfs: float
-    bits: int
+    self_noise_dbfs: float = setting(min=-120.0, max=-20.0)
+    bits: int = setting(min=16, max=16)
 
 
 @dataclass(frozen=True)
@@ -156,8 +172,8 @@ class SimulatorConfig:
     (:meth:`~ser_robot.acoustics.NoiseBank.split_clips`). ``source``: the YAML path (or ``None``).
     """
 
-    condition: str
-    noise_test_fraction: float
+    condition: str = setting(choices=CONDITIONS)
+    noise_test_fraction: float = setting(min=0.01, max=0.9)
     levels: LevelsConfig
     loudspeaker: LoudspeakerConfig
     room: RoomConfig
@@ -198,180 +214,14 @@ class SimulatorConfig:
                 r.source_height_m)
 
 
-# -- schema ---------------------------------------------------------------------------------------
+# -- checks beyond each key's own type and range ------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _Spec:
-    kind: str  # bool, int, float, str, strs, triples, points, vec3
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] | None = None
-    min_items: int = 0
-
-
-_NOISE_CHOICES = tuple(name for name, category in CATEGORIES.items() if not category.needs_speech)
-
-_SCHEMA: dict[str, dict[str, _Spec] | _Spec] = {
-    "condition": _Spec("str", choices=CONDITIONS),
-    "noise_test_fraction": _Spec("float", 0.01, 0.9),
-    "levels": {
-        "reference": _Spec("str", choices=LEVEL_REFERENCES),
-        "reference_dbfs": _Spec("float", -80.0, 0.0),
-        "active_range_db": _Spec("float", 10.0, 80.0),
-    },
-    "loudspeaker": {
-        "enabled": _Spec("bool"),
-        "highpass_hz": _Spec("float", 10.0, 1000.0),
-        "highpass_order": _Spec("int", 1, 8),
-        "lowpass_hz": _Spec("float", 1000.0, 0.49 * SAMPLE_RATE),
-        "lowpass_order": _Spec("int", 1, 8),
-        "ripple": _Spec("triples"),
-        "drive": _Spec("float", 0.01, 20.0),
-    },
-    "room": {
-        "dims_m": _Spec("vec3", 1.5, 50.0),
-        "rt60_s": _Spec("float", 0.1, 3.0),
-        "max_order_cap": _Spec("int", 1, 200),
-        "head_position_m": _Spec("vec3", 0.0, 50.0),
-        "head_yaw_deg": _Spec("float", -360.0, 360.0),
-        "source_distance_m": _Spec("float", 0.3, 20.0),
-        "source_azimuth_deg": _Spec("float", -180.0, 180.0),
-        "source_height_m": _Spec("float", 0.0, 50.0),
-    },
-    "head": {
-        "ear_spacing_m": _Spec("float", 0.05, 0.5),
-        "ear_angle_deg": _Spec("float", 45.0, 135.0),
-        "shadow": _Spec("bool"),
-    },
-    "background": {
-        "enabled": _Spec("bool"),
-        "categories": _Spec("strs", choices=_NOISE_CHOICES, min_items=1),
-        "snr_db": _Spec("float", -20.0, 80.0),
-        "diffuse": _Spec("bool"),
-    },
-    "ego_noise": {
-        "enabled": _Spec("bool"),
-        "categories": _Spec("strs", choices=_NOISE_CHOICES, min_items=1),
-        "snr_db": _Spec("float", -20.0, 80.0),
-        "ear_coherence": _Spec("float", 0.0, 1.0),
-        "level_difference_db": _Spec("float", -20.0, 20.0),
-    },
-    "events": {
-        "enabled": _Spec("bool"),
-        "probability": _Spec("float", 0.0, 1.0),
-        "categories": _Spec("strs", choices=_NOISE_CHOICES, min_items=1),
-        "snr_db": _Spec("float", -20.0, 80.0),
-        "positions_m": _Spec("points", 0.0, 50.0, min_items=1),
-    },
-    "microphone": {
-        "gain_db": _Spec("float", -40.0, 40.0),
-        "self_noise": _Spec("bool"),
-        "self_noise_dbfs": _Spec("float", -120.0, -20.0),
-        "bits": _Spec("int", 16, 16),
-    },
-}
-
-_SECTIONS: dict[str, type] = {
-    "levels": LevelsConfig, "loudspeaker": LoudspeakerConfig, "room": RoomConfig, "head": HeadConfig,
-    "background": BackgroundConfig, "ego_noise": EgoNoiseConfig, "events": EventsConfig,
-    "microphone": MicrophoneConfig,
-}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _range(name: str, value: float, spec: _Spec) -> None:
-    if spec.min is not None and value < spec.min:
-        raise ConfigError(f"{name} is {value}, below its minimum {spec.min}") from None
-    if spec.max is not None and value > spec.max:
-        raise ConfigError(f"{name} is {value}, above its maximum {spec.max}") from None
-
-
-def _check(name: str, value: Any, spec: _Spec) -> Any:
-    """``value`` converted to the spec's type, or :class:`ConfigError` naming ``name``."""
-    kind = spec.kind
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {value!r}") from None
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-        _range(name, value, spec)
-        return value
-    if kind == "float":
-        if not _number(value):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}") from None
-        _range(name, float(value), spec)
-        return float(value)
-    if kind == "str":
-        if not isinstance(value, str) or (spec.choices and value not in spec.choices):
-            raise ConfigError(f"{name} got {value!r}; allowed values: {', '.join(spec.choices or ())}") from None
-        return value
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{name} must be a list, got {value!r}") from None
-    if len(value) < spec.min_items:
-        raise ConfigError(f"{name} needs at least {spec.min_items} item(s), got {len(value)}") from None
-    if kind == "strs":
-        for item in value:
-            if not isinstance(item, str) or (spec.choices and item not in spec.choices):
-                raise ConfigError(f"{name} lists {item!r}; allowed values (noise categories that need no speech): "
-                                  f"{', '.join(spec.choices or ())}") from None
-        if len(set(value)) != len(value):
-            raise ConfigError(f"{name} lists a category twice: {list(value)}") from None
-        return tuple(value)
-    if kind == "vec3":
-        if len(value) != 3 or not all(_number(v) for v in value):
-            raise ConfigError(f"{name} must be 3 numbers [x, y, z] in metres, got {value!r}") from None
-        for v in value:
-            _range(name, float(v), spec)
-        return tuple(float(v) for v in value)
-    if kind == "points":
-        return tuple(_check(f"{name}[{i}]", item, _Spec("vec3", spec.min, spec.max)) for i, item in enumerate(value))
-    if kind == "triples":
-        out = []
-        for i, item in enumerate(value):
-            where = f"{name}[{i}]"
-            if not isinstance(item, (list, tuple)) or len(item) != 3 or not all(_number(v) for v in item):
-                raise ConfigError(f"{where} must be [centre_hz, gain_db, q], got {item!r}") from None
-            centre, gain, q = (float(v) for v in item)
-            _range(f"{where} centre_hz", centre, _Spec("float", 20.0, 0.49 * SAMPLE_RATE))
-            _range(f"{where} gain_db", gain, _Spec("float", -12.0, 12.0))
-            _range(f"{where} q", q, _Spec("float", 0.1, 20.0))
-            out.append((centre, gain, q))
-        return tuple(out)
-    raise AssertionError(kind)  # pragma: no cover - schema bug
-
-
-def _keys(name: str, given: Mapping[str, Any], known: Mapping[str, Any]) -> None:
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        where = f"{name}." if name else ""
-        raise ConfigError(f"unknown key(s) {', '.join(where + k for k in unknown)}; known keys: "
-                          f"{', '.join(where + k for k in known)}") from None
-    missing = [k for k in known if k not in given]
-    if missing:
-        raise ConfigError(f"missing key(s) {', '.join((name + '.' if name else '') + k for k in missing)}: "
-                          "every key must be set (see config/sim/icub_lab.yaml)") from None
+_KEYS = tuple(f.name for f in dataclasses.fields(SimulatorConfig) if f.name != "source")
 
 
 def _build(raw: Mapping[str, Any], source: str | None) -> SimulatorConfig:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"the simulator configuration must be a mapping of sections, got {type(raw).__name__}")
-    _keys("", raw, _SCHEMA)
-    values: dict[str, Any] = {}
-    for key, spec in _SCHEMA.items():
-        if isinstance(spec, _Spec):
-            values[key] = _check(key, raw[key], spec)
-            continue
-        section = raw[key]
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"{key} must be a mapping of keys, got {section!r}") from None
-        _keys(key, section, spec)
-        values[key] = _SECTIONS[key](**{k: _check(f"{key}.{k}", section[k], s) for k, s in spec.items()})
-    config = SimulatorConfig(**values, source=source)
+    config = from_mapping(SimulatorConfig, raw, keys=_KEYS, hint="every key must be set (see config/sim/icub_lab.yaml)")
+    config = dataclasses.replace(config, source=source)
     _cross_check(config)
     return config
 

@@ -37,10 +37,11 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ser_robot.config_io import deep_merge, parse_key_values, read_yaml_mapping
+from ser_robot.config_io import (check_fields, check_value, deep_merge, from_mapping, parse_key_values,
+                                 read_yaml_mapping, setting)
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 
@@ -97,20 +98,20 @@ class AugmentationConfig:
     fold's training speakers are ever read from it.
     """
 
-    kind: str = "none"
-    p_tempo: float = 0.5
-    p_gain: float = 0.5
-    p_noise: float = 0.5
-    p_ir: float = 0.5
+    kind: str = setting("none", choices=AUGMENTATIONS)
+    p_tempo: float = setting(0.5, min=0.0, max=1.0, what="a probability")
+    p_gain: float = setting(0.5, min=0.0, max=1.0, what="a probability")
+    p_noise: float = setting(0.5, min=0.0, max=1.0, what="a probability")
+    p_ir: float = setting(0.5, min=0.0, max=1.0, what="a probability")
     noise_bank: str | None = None
     rir_bank: str | None = None
     nsr_power: bool = False
     include_ego: bool = False
     sim_config: str | None = None
-    mode: str = "online"
-    versions: int = 8
-    bank_seed: int = 0
-    bank_dtype: str = "float16"
+    mode: str = setting("online", choices=AUGMENTATION_MODES)
+    versions: int = setting(8, min=2)  # version 0 is clean, the others augmented
+    bank_seed: int = setting(0, min=0)
+    bank_dtype: str = setting("float16", choices=BANK_DTYPES)
     bank_dir: str = "out/banks"
     bank_manifest: str | None = None
 
@@ -133,39 +134,41 @@ class TrainConfig:
     within a bucket and the batches shuffled (1 = plain random batches).
     """
 
-    model: str
+    model: str = setting(nonempty=True, what="a model's registry name")
     model_config: str | None = None
-    feature_set: str = "egemaps"
-    head: str = "categorical"
-    epochs: int = 100
-    batch_size: int = 32
-    lr: float = 3e-4
-    clip: float = 1.0
-    lr_factor: float = 0.5
-    lr_patience: int = 3
-    early_stop_patience: int = 10
+    feature_set: str = setting("egemaps", choices=FEATURE_SETS)
+    head: str = setting("categorical", choices=HEADS)
+    epochs: int = setting(100, min=1)
+    batch_size: int = setting(32, min=1)
+    lr: float = setting(3e-4, above=0, what="a learning rate")
+    clip: float = setting(1.0, min=0)  # 0 disables value clipping
+    lr_factor: float = setting(0.5, above=0, below=1)
+    lr_patience: int = setting(3, min=0)
+    early_stop_patience: int = setting(10, min=0)
     monitor: str = "auto"
-    dimensional_loss: str = "mse"
+    dimensional_loss: str = setting("mse", choices=DIMENSIONAL_LOSSES)
     sortagrad: bool = True
-    bucket_batches: int = 50
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    seed: int = 0
-    device: str = "auto"
+    bucket_batches: int = setting(50, min=1)
+    augmentation: AugmentationConfig = setting(default_factory=AugmentationConfig)
+    seed: int = setting(0, min=0)
+    device: str = setting("auto", choices=DEVICES)
     amp: bool = True
-    amp_dtype: str = "bf16"
+    amp_dtype: str = setting("bf16", choices=AMP_DTYPES)
     deterministic: bool = True
-    workers: int = 0
+    workers: int = setting(0, min=0)
     cache: bool = True
-    sample_rate: int = 16000
-    level_normalization: str = "off"
-    normalization: str = "global"
+    sample_rate: int = setting(16000, min=1)
+    level_normalization: str = setting("off", choices=LEVEL_NORMALIZATIONS)
+    normalization: str = setting("global", choices=NORMALIZATIONS)
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # an integer YAML value is a valid float setting
-            value = getattr(self, f.name)
-            if str(f.type) == "float" and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, f.name, float(value))
-        _validate(self)
+        check_fields(self)  # types, ranges and choices (an integer is a valid float setting)
+        allowed = _CATEGORICAL_MONITORS if self.head == "categorical" else _DIMENSIONAL_MONITORS
+        check_value("monitor", self.monitor, str, choices=("auto",) + allowed)
+        changed = [key for key, default in _LATER_DEFAULTS.items() if getattr(self, key) != default]
+        if changed and self.augmentation.mode != "bank":
+            raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
+                              "node computes them); set augmentation.mode: bank")
 
     @property
     def monitor_metric(self) -> str:
@@ -190,125 +193,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "training configuration") -> TrainConfig:
         """Build from a mapping; raises :class:`ConfigError` naming ``where`` and the key at fault."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of training settings, got {type(data).__name__}")
-        values = dict(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        if values.get("model") in (None, ""):
-            raise ConfigError(f"{where}: required key 'model' (the model's registry name) is missing")
-        augmentation = values.get("augmentation", {})
-        if augmentation is None:
-            augmentation = {}
-        if isinstance(augmentation, str):  # shorthand: augmentation: lakomkin
-            augmentation = {"kind": augmentation}
-        if not isinstance(augmentation, Mapping):
-            raise ConfigError(f"{where}: 'augmentation' must be a mapping or one of {list(AUGMENTATIONS)}, "
-                              f"got {augmentation!r}")
-        aug_known = {f.name for f in dataclasses.fields(AugmentationConfig)}
-        aug_unknown = sorted(set(augmentation) - aug_known)
-        if aug_unknown:
-            raise ConfigError(f"{where}: unknown key(s) {['augmentation.' + k for k in aug_unknown]}; known keys "
-                              f"are {sorted('augmentation.' + k for k in aug_known)}")
-        try:
-            aug_values = _coerce(AugmentationConfig, augmentation, where, "augmentation.")
-            values["augmentation"] = AugmentationConfig(**aug_values)
-            _check_augmentation(values["augmentation"])
-            return cls(**_coerce(cls, values, where, ""))
-        except ConfigError as error:
-            raise ConfigError(f"{where}: {error}") from None
+        values = dict(data) if isinstance(data, Mapping) else data
+        if isinstance(values, dict) and isinstance(values.get("augmentation"), str):
+            values["augmentation"] = {"kind": values["augmentation"]}  # shorthand: augmentation: lakomkin
+        return from_mapping(cls, values, where, hint="set 'model' to a model's registry name")
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` (validated)."""
         return dataclasses.replace(self, **changes)
-
-
-def _coerce(cls: type, values: Mapping[str, Any], where: str, prefix: str) -> dict[str, Any]:
-    """Check each value's type against the dataclass annotation (ints accepted for floats)."""
-    out = dict(values)
-    hints = {f.name: f.type for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        hint = str(hints[key])
-        name = prefix + key
-        if hint == "AugmentationConfig":
-            continue
-        optional = "None" in hint
-        if value is None:
-            if not optional:
-                raise ConfigError(f"key {name!r} must not be empty (null)")
-            continue
-        if hint.startswith("bool"):
-            ok = isinstance(value, bool)
-        elif hint.startswith("int"):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif hint.startswith("float"):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if ok:
-                out[key] = float(value)
-        elif hint.startswith("str"):
-            ok = isinstance(value, (str, pathlib.PurePath))
-            if ok:
-                out[key] = str(value)
-        else:  # pragma: no cover - every field has one of the types above
-            ok = True
-        if not ok:
-            kind = hint.split(" ")[0]
-            raise ConfigError(f"key {name!r} must be of type {kind}, got {value!r} ({type(value).__name__})")
-    return out
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"key {name!r} must be one of {list(choices)}, got {value!r}")
-
-
-def _check_augmentation(aug: AugmentationConfig) -> None:
-    _choice("augmentation.kind", aug.kind, AUGMENTATIONS)
-    _choice("augmentation.mode", aug.mode, AUGMENTATION_MODES)
-    _choice("augmentation.bank_dtype", aug.bank_dtype, BANK_DTYPES)
-    if aug.versions < 2 or aug.bank_seed < 0:
-        raise ConfigError(f"key 'augmentation.versions' must be >= 2 (version 0 is clean, the others augmented) and "
-                          f"'augmentation.bank_seed' >= 0, got {aug.versions!r} and {aug.bank_seed!r}")
-    for name in ("p_tempo", "p_gain", "p_noise", "p_ir"):
-        value = getattr(aug, name)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"key 'augmentation.{name}' is a probability in [0, 1], got {value!r}")
-
-
-def _validate(config: TrainConfig) -> None:
-    """Range and choice checks of a complete configuration; raises :class:`ConfigError`."""
-    if not isinstance(config.model, str) or not config.model:
-        raise ConfigError(f"key 'model' must be a model's registry name, got {config.model!r}")
-    _choice("feature_set", config.feature_set, FEATURE_SETS)
-    _choice("head", config.head, HEADS)
-    _choice("device", config.device, DEVICES)
-    _choice("amp_dtype", config.amp_dtype, AMP_DTYPES)
-    _choice("dimensional_loss", config.dimensional_loss, DIMENSIONAL_LOSSES)
-    allowed = _CATEGORICAL_MONITORS if config.head == "categorical" else _DIMENSIONAL_MONITORS
-    _choice("monitor", config.monitor, ("auto",) + allowed)
-    positive = {"epochs": 1, "batch_size": 1, "bucket_batches": 1, "sample_rate": 1}
-    non_negative = {"lr_patience": 0, "early_stop_patience": 0, "workers": 0, "seed": 0}
-    for name, low in {**positive, **non_negative}.items():
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"key {name!r} must be an integer >= {low}, got {value!r}")
-    if not (isinstance(config.lr, float) and config.lr > 0):
-        raise ConfigError(f"key 'lr' must be a learning rate > 0, got {config.lr!r}")
-    if not (isinstance(config.clip, float) and config.clip >= 0):
-        raise ConfigError(f"key 'clip' must be >= 0 (0 disables value clipping), got {config.clip!r}")
-    if not (isinstance(config.lr_factor, float) and 0 < config.lr_factor < 1):
-        raise ConfigError(f"key 'lr_factor' must lie in (0, 1), got {config.lr_factor!r}")
-    if not isinstance(config.augmentation, AugmentationConfig):
-        raise ConfigError(f"key 'augmentation' must be an AugmentationConfig, got {config.augmentation!r}")
-    _check_augmentation(config.augmentation)
-    _choice("level_normalization", config.level_normalization, LEVEL_NORMALIZATIONS)
-    _choice("normalization", config.normalization, NORMALIZATIONS)
-    changed = [key for key, default in _LATER_DEFAULTS.items() if getattr(config, key) != default]
-    if changed and config.augmentation.mode != "bank":
-        raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
-                          "node computes them); set augmentation.mode: bank")
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
