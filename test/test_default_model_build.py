@@ -53,6 +53,20 @@ def test_held_out_engine_language_and_voices_are_never_trained_on(tiny_build):
     assert "synthetic corpus" in card and "engine flite / robot" in card and "baseline UAR" in card
 
 
+def test_the_temperature_is_fitted_on_validation_voices_only(tiny_build):
+    report = json.loads((tiny_build / "metrics.json").read_text())
+    calibration = report["calibration"]
+    validation = set(report["fold"]["validation"])
+    assert validation and set(calibration["fitted_on"]) == validation
+    assert not validation & set(report["fold"]["train"]) and not validation & set(report["fold"]["test"])
+    assert calibration["utterances"] == 2 * 4 * len(validation)  # 1 sentence x 4 emotions, clean and robot
+    assert 0 <= calibration["ece_after"] <= 1 and 0 <= calibration["ece_before"] <= 1
+    model = EmotionModel(tiny_build / "model.pt", device="cpu", backend="torch")
+    assert model.temperature == pytest.approx(calibration["temperature"]) and 0.05 <= model.temperature <= 20
+    assert (tiny_build / "reliability.png").stat().st_size > 0
+    assert "softmax(logits / T)" in (tiny_build / "MODEL_CARD.md").read_text()
+
+
 def test_the_model_normalises_each_stream(tiny_build):
     model = EmotionModel(tiny_build / "model.pt", device="cpu", backend="torch")
     stream = model.new_stream()

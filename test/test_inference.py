@@ -398,3 +398,24 @@ def test_inference_streams_apply_the_seq_and_clock_rules_without_ros(stream_audi
     results += streams.close("a")
     _assert_same(results, expected)
     assert sorted(streams.table) == ["b"] and streams.counters().results >= len(expected)
+
+
+def test_a_fitted_temperature_scales_the_probabilities_and_a_bad_one_is_refused(tiny_checkpoint, tmp_path):
+    from ser_robot.train.checkpoint import load_checkpoint, save_checkpoint
+
+    tiny_checkpoint = tiny_checkpoint()
+    frames = np.random.default_rng(0).normal(size=(150, len(EmotionModel(tiny_checkpoint, "cpu").feature_names)))
+    plain = EmotionModel(tiny_checkpoint, "cpu", backend="torch").predict(frames.astype(np.float32)).probabilities
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    for temperature in (2.0, float("nan"), 0.0):
+        checkpoint["temperature"] = temperature
+        path = save_checkpoint(tmp_path / "model.pt", checkpoint)
+        if temperature == 2.0:
+            model = EmotionModel(path, "cpu", backend="torch")
+            softer = model.predict(frames.astype(np.float32)).probabilities
+            expected = np.exp(np.log(plain) / 2.0)
+            np.testing.assert_allclose(softer, expected / expected.sum(), rtol=1e-5)
+            assert model.temperature == 2.0 and softer.max() < plain.max()
+        else:
+            with pytest.raises(CheckpointError, match="temperature .* positive number"):
+                EmotionModel(path, "cpu")

@@ -11,6 +11,7 @@ On CPU it runs the model with onnxruntime when the export matches PyTorch (backe
 from __future__ import annotations
 
 import hashlib
+import math
 import pathlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -95,6 +96,12 @@ class EmotionModel:
         self.labels: tuple[str, ...] = tuple(checkpoint["labels"]) if self.head == "categorical" else ()
         # (low, high) of the ratings a dimensional model was trained on; outputs are mapped onto [-1, 1]
         self.dimension_scale: tuple[float, float] = tuple(checkpoint.get("dimension_scale", (-1.0, 1.0)))
+        # a categorical model's probabilities are softmax(logits / temperature), the temperature fitted on
+        # validation data after training (ser-robot build-model); 1 when the checkpoint has none
+        self.temperature = float(checkpoint.get("temperature", 1.0))
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise CheckpointError(f"checkpoint {self.path} has temperature {self.temperature}; it must be a positive "
+                                  "number: rebuild the model or remove the key")
         try:
             extractor = create_extractor(self.feature_set)
         except Exception as error:  # noqa: BLE001 - unknown feature set name in a foreign checkpoint
@@ -185,7 +192,7 @@ class EmotionModel:
             raise NonFiniteOutputError(f"model {self.model_id} gave a non-finite output for a window of "
                                        f"{len(frames)} frames (inputs finite: {bool(np.isfinite(frames).all())})")
         if self.head == "categorical":
-            return Prediction(torch.softmax(out, dim=0).cpu().numpy())
+            return Prediction(torch.softmax(out / self.temperature, dim=0).cpu().numpy())
         arousal, valence = to_unit_scale(out, self.dimension_scale).clamp(-1.0, 1.0).cpu().tolist()
         return Prediction(np.zeros(0, np.float32), arousal, valence)
 
