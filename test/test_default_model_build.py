@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from conftest import ser_robot
+from ser_robot.errors import ConfigError
 from ser_robot.inference.model import EmotionModel
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ def tiny_build(tmp_path_factory):
     folder = tmp_path_factory.mktemp("build")
     recipe = yaml.safe_load((ROOT / "training/default_model.yaml").read_text())
     recipe["cache"] = str(folder / "cache")
+    recipe["validation_session"] = "en02"  # picks the epoch and fits the temperature
     recipe["corpus"]["synth"]["sentences"] = 1
     recipe["corpus"]["noise_bank"] = {"seed": 0, "seconds_per_clip": 2.0, "clips_per_category": 4}
     recipe["corpus"]["rir_bank"] = {"seed": 0, "count": 8}
@@ -72,3 +74,22 @@ def test_the_model_normalises_each_stream(tiny_build):
     stream = model.new_stream()
     assert stream is not None and stream.frames_seen == 0
     assert model.stream_normalization.prior_frames > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seed": -1}, r"key 'seed' must be an integer >= 0, got -1"),
+    ({"held_out_engines": "flite"}, r"key 'held_out_engines' must be a list"),
+    ({"bogus": 1}, r"unknown key\(s\) \['bogus'\]"),
+    ({"validation_session": "en01"}, r"validation_session must differ from held_out_session \('en01'\)"),
+    ({"train": {"config": "nowhere.yaml"}}, r"train: config 'nowhere.yaml' not found"),
+])
+def test_a_wrong_build_file_is_refused_naming_the_key(tmp_path, change, message):
+    from ser_robot.experiments.default_model import load_model_build
+
+    recipe = yaml.safe_load((ROOT / "training/default_model.yaml").read_text())
+    recipe["train"]["config"] = str(ROOT / recipe["train"]["config"])
+    recipe.update(change)
+    path = tmp_path / "build.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=message):
+        load_model_build(path)

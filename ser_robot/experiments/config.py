@@ -63,7 +63,9 @@ __all__ = [
     "CorpusConfig",
     "ExperimentConfig",
     "ProtocolConfig",
+    "TrainSection",
     "arm_train_overrides",
+    "corpus_config",
     "deep_merge",
     "load_experiment",
 ]
@@ -161,7 +163,7 @@ class ArmConfig:
 
 
 @dataclass(frozen=True)
-class _TrainSection:
+class TrainSection:
     """``train``: the base training configuration and the overrides applied to every arm."""
 
     config: str = setting(nonempty=True)
@@ -223,24 +225,8 @@ def resolve_input(value: str | pathlib.Path, base: pathlib.Path) -> pathlib.Path
     return path.resolve()
 
 
-# kept, on the shared checks, for ser_robot.experiments.default_model
-def _check_keys(where: str, data: Any, known: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    check_keys(data, known, required, where=where)
-
-
-def _int(where: str, key: str, value: Any, low: int) -> int:
-    return check_value(key, value, int, where=where, min=low)
-
-
-def _str(where: str, key: str, value: Any, optional: bool = False) -> str | None:
-    return check_value(key, value, str | None if optional else str, where=where, nonempty=True)
-
-
-def _mapping(where: str, key: str, value: Any) -> dict[str, Any]:
-    return check_value(key, value, dict[str, Any], where=where)
-
-
-def _corpus(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
+def corpus_config(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
+    """The ``corpus`` section of an experiment or model-build YAML (``where``), paths resolved against ``base``."""
     name = f"{where}: corpus"
     corpus = from_mapping(CorpusConfig, data, name)
     if (corpus.manifest is None) == (corpus.synth is None):
@@ -338,7 +324,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "arms")
     data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
-    train = from_mapping(_TrainSection, data["train"], f"{where}: train")
+    train = from_mapping(TrainSection, data["train"], f"{where}: train")
     train_config = resolve_input(train.config, base)
     if not train_config.is_file():
         raise ConfigError(f"{where}: train: config {train.config!r} not found (looked in the working directory, "
@@ -360,7 +346,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         check_value("tables", table, str, where=where, choices=TABLES)
     experiment = ExperimentConfig(
         name=check_value("name", data.get("name") or path.stem, str, where=where, nonempty=True),
-        source=str(path.resolve()), corpus=_corpus(where, data["corpus"], base),
+        source=str(path.resolve()), corpus=corpus_config(where, data["corpus"], base),
         protocol=_protocol(where, data.get("protocol")), train_config=str(train_config),
         train_overrides=train.overrides, arms=arms, tables=tuple(dict.fromkeys(tables)),
         seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),

@@ -28,18 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ser_robot.config_io import read_yaml_mapping
+from ser_robot.config_io import from_mapping, read_yaml_mapping, setting
 from ser_robot.errors import ConfigError
-from ser_robot.experiments.config import (
-    CorpusConfig,
-    _check_keys,
-    _corpus,
-    _int,
-    _mapping,
-    _str,
-    deep_merge,
-    resolve_input,
-)
+from ser_robot.experiments.config import CorpusConfig, TrainSection, corpus_config, deep_merge, resolve_input
 
 __all__ = ["ModelBuildConfig", "build_default_model", "load_model_build"]
 
@@ -62,47 +53,45 @@ class ModelBuildConfig:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class _BuildFile:
+    """The keys of a model-build YAML, as written (paths not yet resolved)."""
+
+    corpus: dict[str, Any]
+    held_out_session: str = setting(nonempty=True)
+    train: TrainSection = setting()
+    name: str | None = setting(None, nonempty=True)
+    description: str | None = None
+    seed: int = setting(0, min=0)
+    cache: str = setting("out/corpora", nonempty=True)
+    validation_session: str | None = setting(None, nonempty=True)
+    held_out_engines: tuple[str, ...] = setting((), nonempty=True)
+    held_out_languages: tuple[str, ...] = setting((), nonempty=True)
+
+
 def load_model_build(path: str | pathlib.Path) -> ModelBuildConfig:
     """Read and validate a model-build YAML; raises :class:`ConfigError` naming the file and key."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise ConfigError(f"model build configuration {path} not found; see training/default_model.yaml")
     where = str(path)
-    data = read_yaml_mapping(path, "model build configuration")
-    known = ("name", "description", "seed", "cache", "corpus", "held_out_session", "validation_session", "train",
-             "held_out_engines", "held_out_languages")
-    _check_keys(where, data, known, ("corpus", "held_out_session", "train"))
+    data = from_mapping(_BuildFile, read_yaml_mapping(path, "model build configuration"), where)
+    if data.validation_session == data.held_out_session:
+        raise ConfigError(f"{where}: validation_session must differ from held_out_session ({data.held_out_session!r})")
     base = path.resolve().parent
-    train = _mapping(where, "train", data["train"])
-    _check_keys(f"{where}: train", train, ("config", "overrides"), ("config",))
-    train_config = resolve_input(_str(f"{where}: train", "config", train["config"]), base)
+    train_config = resolve_input(data.train.config, base)
     if not train_config.is_file():
-        raise ConfigError(f"{where}: train: config {train['config']!r} not found")
-    held_out = _str(where, "held_out_session", data["held_out_session"])
-    validation = _str(where, "validation_session", data.get("validation_session"), optional=True)
-    if validation == held_out:
-        raise ConfigError(f"{where}: validation_session must differ from held_out_session ({held_out!r})")
+        raise ConfigError(f"{where}: train: config {data.train.config!r} not found")
     build = ModelBuildConfig(
-        name=_str(where, "name", data.get("name") or path.stem), source=str(path.resolve()),
-        corpus=_corpus(where, data["corpus"], base), held_out_session=held_out, validation_session=validation,
-        train_config=str(train_config),
-        train_overrides=_mapping(f"{where}: train", "overrides", train.get("overrides")),
-        seed=_int(where, "seed", data.get("seed", 0), 0), cache=_str(where, "cache", data.get("cache", "out/corpora")),
-        description=str(data.get("description") or "").strip(),
-        held_out_engines=_names(where, "held_out_engines", data.get("held_out_engines")),
-        held_out_languages=_names(where, "held_out_languages", data.get("held_out_languages")))
+        name=data.name or path.stem, source=str(path.resolve()), corpus=corpus_config(where, data.corpus, base),
+        held_out_session=data.held_out_session, validation_session=data.validation_session,
+        train_config=str(train_config), train_overrides=dict(data.train.overrides), seed=data.seed, cache=data.cache,
+        description=(data.description or "").strip(), held_out_engines=data.held_out_engines,
+        held_out_languages=data.held_out_languages)
     from ser_robot.train.config import load_train_config
 
     load_train_config(build.train_config, build.train_overrides)  # a wrong override key fails now
     return build
-
-
-def _names(where: str, key: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where}: {key} must be a list of names, got {value!r}")
-    return tuple(value)
 
 
 def held_out_sets(manifest: Any, build: ModelBuildConfig) -> dict[str, Any]:
