@@ -397,3 +397,17 @@ def test_state_dict_is_the_bidirectional_grus() -> None:
     keys = set(small("lakomkin_rnn").state_dict())
     assert {"gru.weight_ih_l0", "gru.weight_hh_l1_reverse", "output.weight"} <= keys
     assert not any(k.startswith("_") for k in keys)
+
+
+def test_a_model_config_file_is_read_as_plain_yaml_data(tmp_path):
+    """``model_config`` files go through the same safe reader as every config: ``1e-4`` is a number, a tag is refused."""
+    from ser_robot.errors import ConfigError
+    from ser_robot.train.factory import load_model_hparams
+
+    plain = tmp_path / "hyper.yaml"
+    plain.write_text("dropout: 1e-4\nhidden: 64\n")
+    assert load_model_hparams(str(plain)) == {"dropout": 1e-4, "hidden": 64}
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("hidden: !!python/object:os.system {}\n")
+    with pytest.raises(ConfigError, match=f"model_config {tagged} is not plain YAML data"):
+        load_model_hparams(str(tagged))

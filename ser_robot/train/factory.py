@@ -52,19 +52,12 @@ def load_model_hparams(path: str | None, model: str | None = None) -> dict[str, 
     """
     if path is None:
         return {}
-    import yaml
+    from ser_robot.config_io import read_yaml_mapping
 
     file = pathlib.Path(path)
     if not file.is_file():
         raise ConfigError(f"model_config {file} not found; give a YAML of the model's hyper-parameters or null")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"model_config {file} is not valid YAML: {error}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"model_config {file} must hold a mapping of hyper-parameters, got {type(data).__name__}")
+    data = read_yaml_mapping(file, "model_config", empty_ok=True)  # plain data; 1e-4 is a number
     if "architecture" in data and "hyper" in data:
         if model is not None and data["architecture"] != model:
             raise ConfigError(f"model_config {file} describes architecture {data['architecture']!r}, but the "
