@@ -149,6 +149,42 @@ def test_an_exception_in_configure_is_reported_not_swallowed(rclpy_context):
             nodes.stop(drain_s=0.0)
 
 
+@pytest.mark.ros
+def test_an_exception_in_a_callback_is_logged_and_the_node_goes_on(rclpy_context):
+    import threading
+
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+    from ser_robot.ros.runner import NodeSet
+
+    class Flaky(LifecycleNode):
+        """A timer whose first two calls raise (a bug), then count."""
+
+        def __init__(self):
+            super().__init__("flaky_timer")
+            self.calls, self.fine = 0, threading.Event()
+
+        def on_configure(self, state):
+            self.create_timer(0.01, self._tick)
+            return TransitionCallbackReturn.SUCCESS
+
+        def _tick(self):
+            self.calls += 1
+            if self.calls <= 2:
+                raise ZeroDivisionError("a bug in a callback")
+            if self.calls >= 5:
+                self.fine.set()
+
+    node = Flaky()
+    nodes = NodeSet([node], ["level_meter"])
+    try:
+        nodes.start()
+        assert node.fine.wait(10.0), f"the node stopped after {node.calls} calls"
+        assert nodes.callback_errors == {"flaky_timer": 2}
+    finally:
+        nodes.stop(drain_s=0.0)
+
+
 def test_record_reports_a_node_that_fails_to_start_as_record(tmp_path):
     """What the nodes raise once started (a full disk, say) is reported by the command the user ran."""
     code = ("import sys; import ser_robot.ros.runner as runner; from ser_robot.cli import main\n"

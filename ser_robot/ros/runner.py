@@ -91,8 +91,9 @@ class NodeSet:
             executor = SingleThreadedExecutor()
             executor.add_node(node)
             self.executors.append(executor)
+        self.callback_errors: dict[str, int] = {n.get_name(): 0 for n in self.nodes}
         self._threads = [
-            threading.Thread(target=self._spin, args=(e,), name=f"spin-{n.get_name()}", daemon=True)
+            threading.Thread(target=self._spin, args=(e, n), name=f"spin-{n.get_name()}", daemon=True)
             for e, n in zip(self.executors, self.nodes)
         ]
         self._active: list[LifecycleNode] = []
@@ -118,12 +119,27 @@ class NodeSet:
             reason = f": {error}" if error else " (its error is logged above)"
             raise NodeStartError(f"node '{node.get_name()}' failed to {name}{reason}")
 
-    @staticmethod
-    def _spin(executor: SingleThreadedExecutor) -> None:
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
+    def _spin(self, executor: SingleThreadedExecutor, node: LifecycleNode) -> None:
+        """Spin until shutdown. An exception escaping a timer or subscription callback (a bug: nodes
+        count bad input themselves) is logged with its traceback and counted in
+        :attr:`callback_errors`, and spinning goes on: it would otherwise end this thread, and the
+        node would stop while the process runs on."""
+        while True:
+            try:
+                executor.spin()
+                return
+            except ExternalShutdownException:
+                return
+            except Exception as exc:  # noqa: BLE001 - keep the node alive, say what happened
+                if not executor.context.ok():
+                    return
+                name = node.get_name()
+                self.callback_errors[name] += 1
+                count = self.callback_errors[name]
+                if count <= 3 or count % 100 == 0:  # the first ones, then every 100th
+                    node.get_logger().error(f"callback error #{count} ({type(exc).__name__}: "
+                                            f"{' '.join(str(exc).split())}); the node goes on\n"
+                                            f"{traceback.format_exc()}")
 
     def _ordered(self, sources_first: bool) -> list[LifecycleNode]:
         sources = [n for n, k in zip(self.nodes, self.kinds) if k in SOURCE_NODES]
