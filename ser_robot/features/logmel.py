@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ser_robot.config_io import config_file, read_yaml_mapping
+from ser_robot.config_io import check_fields, check_keys, check_value, config_file, read_yaml_mapping, setting
 from ser_robot.errors import ConfigError
 from ser_robot.features.base import FrameExtractor
 from ser_robot.features.segments import (
@@ -71,31 +71,32 @@ class LogMelConfig:
     crops. Invalid values raise :class:`ConfigError` on construction.
     """
 
-    sample_rate: int
-    win_length: int
-    hop_length: int
-    n_mels: int
-    n_fft: int | None = None
-    f_min: float = 0.0
-    f_max: float | None = None
-    window: str = "hann"
-    power: float = 2.0
-    log: str = "db"
-    log_floor: float = 1e-10
-    log_offset: float = 0.0
-    mel_scale: str = "htk"
-    mel_norm: str | None = None
-    segment_frames: int | None = None
-    segment_hop: int | None = None
-    fixed_frames: int | None = None
-    max_seconds: float | None = None
-    pad: str = "constant"
-    crop: str = "start"
+    sample_rate: int = setting(min=1)
+    win_length: int = setting(min=1)
+    hop_length: int = setting(min=1)
+    n_mels: int = setting(min=1)
+    n_fft: int | None = setting(None, min=1)
+    f_min: float = setting(0.0, min=0.0)
+    f_max: float | None = setting(None, min=0.0)
+    window: str = setting("hann", choices=WINDOWS)
+    power: float = setting(2.0, min=1e-6)
+    log: str = setting("db", choices=LOG_KINDS)
+    log_floor: float = setting(1e-10, min=1e-38)
+    log_offset: float = setting(0.0, min=0.0)
+    mel_scale: str = setting("htk", choices=MEL_SCALES)
+    mel_norm: str | None = setting(None, choices=("slaney",))
+    segment_frames: int | None = setting(None, min=1)
+    segment_hop: int | None = setting(None, min=1)
+    fixed_frames: int | None = setting(None, min=1)
+    max_seconds: float | None = setting(None, min=1e-3)
+    pad: str = setting("constant", choices=PAD_MODES)
+    crop: str = setting("start", choices=CROP_MODES)
 
     def __post_init__(self) -> None:
-        for key, (kind, optional, low, choices) in _SPECS.items():
-            value = _checked(key, getattr(self, key), kind, optional, low, choices)
-            object.__setattr__(self, key, value)
+        try:
+            check_fields(self)
+        except ConfigError as exc:
+            raise ConfigError(f"logmel settings: {exc}") from None
         if self.n_fft is None:
             object.__setattr__(self, "n_fft", 1 << (self.win_length - 1).bit_length())
         if self.n_fft < self.win_length:
@@ -137,50 +138,6 @@ class LogMelConfig:
         return dataclasses.asdict(self)
 
 
-# key -> (type, optional, minimum (inclusive, for numbers), allowed values (for strings))
-_SPECS: dict[str, tuple[type, bool, float | None, tuple | None]] = {
-    "sample_rate": (int, False, 1, None),
-    "win_length": (int, False, 1, None),
-    "hop_length": (int, False, 1, None),
-    "n_mels": (int, False, 1, None),
-    "n_fft": (int, True, 1, None),
-    "f_min": (float, False, 0.0, None),
-    "f_max": (float, True, 0.0, None),
-    "window": (str, False, None, WINDOWS),
-    "power": (float, False, 1e-6, None),
-    "log": (str, False, None, LOG_KINDS),
-    "log_floor": (float, False, 1e-38, None),
-    "log_offset": (float, False, 0.0, None),
-    "mel_scale": (str, False, None, MEL_SCALES),
-    "mel_norm": (str, True, None, ("slaney",)),
-    "segment_frames": (int, True, 1, None),
-    "segment_hop": (int, True, 1, None),
-    "fixed_frames": (int, True, 1, None),
-    "max_seconds": (float, True, 1e-3, None),
-    "pad": (str, False, None, PAD_MODES),
-    "crop": (str, False, None, CROP_MODES),
-}
-
-
-def _checked(key: str, value: Any, kind: type, optional: bool, low: float | None, choices: tuple | None) -> Any:
-    where = f"logmel setting '{key}'"
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{where} is required (got null)") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        wanted = kind.__name__ + (" or null" if optional else "")
-        raise ConfigError(f"{where} must be {wanted}, got {value!r} ({type(value).__name__})") from None
-    if choices is not None and value not in choices:
-        allowed = ", ".join(str(c) for c in choices) + (", null" if optional else "")
-        raise ConfigError(f"{where} got {value!r}; allowed values: {allowed}") from None
-    if low is not None and (value < low or (kind is float and not math.isfinite(value))):
-        raise ConfigError(f"{where} is {value!r}; it must be a finite number >= {low:g}") from None
-    return value
-
-
 def load_logmel_config(source: Mapping[str, Any] | str | pathlib.Path) -> LogMelConfig:
     """A validated :class:`LogMelConfig` from a mapping or a YAML file holding one.
 
@@ -215,21 +172,11 @@ def load_logmel_presets(path: str | pathlib.Path | None = None) -> dict[str, Log
 
 
 def _from_mapping(mapping: Any, presets: Mapping[str, LogMelConfig]) -> LogMelConfig:
-    if not isinstance(mapping, Mapping):
-        raise ConfigError(f"logmel settings must be a mapping, got {mapping!r}") from None
-    values = dict(mapping)
     known = [f.name for f in dataclasses.fields(LogMelConfig)]
-    unknown = sorted(str(k) for k in set(values) - set(known) - {"base"})
-    if unknown:
-        raise ConfigError(
-            f"unknown logmel setting(s) {', '.join(unknown)}; known settings: base, {', '.join(known)}"
-        ) from None
+    values = check_keys(mapping, ["base", *known], where="logmel settings")
     base = values.pop("base", None)
     if base is not None:
-        if base not in presets:
-            raise ConfigError(
-                f"logmel setting 'base' got {base!r}; allowed values: {', '.join(presets) or '(none yet)'}"
-            ) from None
+        check_value("base", base, str, where="logmel settings", choices=tuple(presets))
         values = {**presets[base].to_dict(), **values}
     missing = [k for k in REQUIRED if k not in values]
     if missing:
