@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ser_robot.config_io import check_value
 from ser_robot.errors import ConfigError, FeatureMismatchError
 
 __all__ = [
@@ -60,32 +61,18 @@ class HyperSpec:
     odd: bool = False
 
     def validate(self, value: Any, where: str) -> Any:
-        """Return ``value`` converted to this hyper-parameter's type, or raise :class:`ConfigError`."""
-        what = f"hyper-parameter '{self.name}' of {where}"
+        """Return ``value`` converted to this hyper-parameter's type (a list for ``list``), or raise
+        :class:`ConfigError` naming it and ``where`` (checked by :func:`ser_robot.config_io.check_value`)."""
+        limits: dict[str, Any] = {k: v for k, v in (("min", self.min), ("max", self.max)) if v is not None}
         if self.kind is list:
-            item_kind = self.item_kind or int
-            if not isinstance(value, (list, tuple)) or not value:
-                raise ConfigError(
-                    f"{what} must be a non-empty list of {item_kind.__name__}, got {value!r}"
-                ) from None
-            return [self._scalar(v, item_kind, f"{what} (item {i})") for i, v in enumerate(value)]
-        return self._scalar(value, self.kind, what)
-
-    def _scalar(self, value: Any, kind: type, what: str) -> Any:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigError(
-                f"{what} must be of type {kind.__name__}, got {value!r} ({type(value).__name__})"
-            ) from None
-        if kind in (int, float):
-            if self.min is not None and value < self.min:
-                raise ConfigError(f"{what} is {value}, below its minimum {self.min}") from None
-            if self.max is not None and value > self.max:
-                raise ConfigError(f"{what} is {value}, above its maximum {self.max}") from None
-            if self.odd and value % 2 != 1:
-                raise ConfigError(f"{what} is {value}; it must be odd") from None
-        return value
+            kind, limits["min_items"] = tuple[self.item_kind or int, ...], 1
+        else:
+            kind = self.kind
+        checked = check_value(self.name, value, kind, where=f"hyper-parameters of {where}", **limits)
+        items = list(checked) if self.kind is list else [checked]
+        if self.odd and any(v % 2 != 1 for v in items):
+            raise ConfigError(f"hyper-parameters of {where}: key {self.name!r} must be odd, got {value!r}") from None
+        return items if self.kind is list else checked
 
 
 class SerModel(nn.Module):
