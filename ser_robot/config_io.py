@@ -281,8 +281,16 @@ def _check(key: str, value: Any, kind: Any, limits: Mapping[str, Any], hint: str
 
 _TYPES = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v),
           str: lambda v: isinstance(v, (str, pathlib.PurePath))}
+
+
+def _finite(value: int | float) -> bool:
+    """True for a finite float or an int a float can hold (``10**400`` overflows)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _items(key: str, value: Any, args: tuple[Any, ...], limits: Mapping[str, Any], hint: str) -> tuple[Any, ...]:

@@ -102,6 +102,12 @@ def test_an_int_is_a_float_but_a_float_is_not_an_int():
         check_value("k", 3.0, int)
 
 
+def test_an_int_too_large_for_a_float_is_refused_not_raised():
+    for huge in (10**400, -(10**400)):
+        with pytest.raises(ConfigError, match=r"^key 'k' must be a finite number, got -?1000"):
+            check_value("k", huge, float)
+
+
 def test_check_fields_validates_and_converts_a_built_instance():
     @dataclass(frozen=True)
     class Checked:
