@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import yaml
 
 from ser_robot.audio.channels import REDUCTIONS
-from ser_robot.config_io import config_file, parse_key_values, read_yaml_mapping
+from ser_robot.config_io import check_value, config_file, parse_key_values, read_yaml_mapping
 from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 
@@ -81,37 +81,18 @@ class ParamSpec:
         return type(self.default)
 
     def validate(self, value: Any, node: str) -> ParamValue:
-        """Return ``value`` converted to this parameter's type, or raise :class:`ConfigError`."""
-        where = f"parameter '{self.name}' of node '{node}'"
-        kind = self.kind
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value) if abs(value) <= sys.float_info.max else math.inf if value > 0 else -math.inf
-        if kind is list:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{where} must be a list of strings, got {value!r}") from None
-            items = value
-        elif not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigError(
-                f"{where} must be of type {kind.__name__}, got {value!r} ({type(value).__name__})"
-            ) from None
-        else:
-            items = [value] if kind is str else []
-        if self.choices is not None:
-            for item in items:
-                if item not in self.choices:
-                    raise ConfigError(
-                        f"{where} got {item!r}; allowed values: {', '.join(self.choices)}"
-                    ) from None
-        if self.check is not None:
-            for item in items:
-                problem = self.check(item)
-                if problem:
-                    raise ConfigError(f"{where} got {item!r}: {problem}") from None
-        if kind in (int, float):
-            problem = self.number_problem(value)
+        """Return ``value`` converted to this parameter's type, or raise :class:`ConfigError` naming the node
+        and the parameter (types, range and choices by :func:`ser_robot.config_io.check_value`, then ``check``)."""
+        where = f"node '{node}'"
+        limits = {k: v for k, v in (("min", self.min), ("max", self.max), ("choices", self.choices)) if v is not None}
+        checked = check_value(self.name, value, tuple[str, ...] if self.kind is list else self.kind, where=where,
+                              **limits)
+        items = list(checked) if self.kind is list else [checked] if self.kind is str else []
+        for item in items if self.check is not None else ():
+            problem = self.check(item)
             if problem:
-                raise ConfigError(f"{where} is {value}, {problem}; {self.limits}") from None
-        return copy.copy(value)
+                raise ConfigError(f"{where}: key {self.name!r} got {item!r}: {problem}") from None
+        return list(checked) if self.kind is list else checked
 
     def number_problem(self, value: float) -> str:
         """Why number ``value`` is not allowed (not finite, below ``min``, above ``max``); '' when it is."""
@@ -490,7 +471,7 @@ def validate_node_params(node: str, values: Mapping[str, Any]) -> dict[str, Para
 def _check_channel_ids(node: str, params: dict[str, ParamValue]) -> None:
     if node == "microphone" and len(params["channel_ids"]) != params["channels"]:
         raise ConfigError(
-            f"parameter 'channel_ids' of node '{node}' has {len(params['channel_ids'])} name(s) "
+            f"node '{node}': key 'channel_ids' has {len(params['channel_ids'])} name(s) "
             f"but 'channels' is {params['channels']}: give exactly one name per channel"
         ) from None
 

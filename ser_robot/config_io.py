@@ -263,7 +263,7 @@ def _check(key: str, value: Any, kind: Any, limits: Mapping[str, Any], hint: str
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{_key(key)}must be a mapping, got {value!r}")
+            raise ConfigError(f"{_key(key)}must be a mapping, got {_shown(value)}")
         return dict(value)
     if origin is tuple:
         return _items(key, value, typing.get_args(kind), limits, hint)
@@ -275,7 +275,7 @@ def _check(key: str, value: Any, kind: Any, limits: Mapping[str, Any], hint: str
         value = float(value) if kind is float else str(value) if kind is str else value
         ok = _within(value, limits) and not (limits.get("nonempty") and value == "")
     if not ok:
-        raise ConfigError(f"{_key(key)}must be {_describe(kind, limits)}, got {value!r}")
+        raise ConfigError(f"{_key(key)}must be {_describe(kind, limits)}, got {_shown(value)}")
     return value
 
 
@@ -283,6 +283,12 @@ _TYPES = {bool: lambda v: isinstance(v, bool),
           int: lambda v: isinstance(v, int) and not isinstance(v, bool),
           float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _finite(v),
           str: lambda v: isinstance(v, (str, pathlib.PurePath))}
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a 400-digit int, a long list)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def _finite(value: int | float) -> bool:
@@ -300,12 +306,12 @@ def _items(key: str, value: Any, args: tuple[Any, ...], limits: Mapping[str, Any
     if fixed:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{_key(key)}must be a list of {len(args)} {_describe(args[0], inner, plural=True)}, "
-                              f"got {value!r}")
+                              f"got {_shown(value)}")
         return tuple(_check(f"{key}[{i}]", item, kind, inner, hint) for i, (item, kind) in enumerate(zip(value, args)))
     least = limits.get("min_items", 0)
     if not isinstance(value, (list, tuple)) or len(value) < least:
         at_least = f" of at least {least} item(s)" if least else ""
-        raise ConfigError(f"{_key(key)}must be a list{at_least}, got {value!r}")
+        raise ConfigError(f"{_key(key)}must be a list{at_least}, got {_shown(value)}")
     items = tuple(_check(f"{key}[{i}]", item, args[0], inner, hint) for i, item in enumerate(value))
     if limits.get("unique") and len(set(items)) != len(items):
         raise ConfigError(f"{_key(key)}lists an item twice, got {list(value)!r}; list each once")

@@ -77,17 +77,17 @@ def test_remap_targets_must_be_topic_names():
 
 @pytest.mark.parametrize("args, command, message", [
     (["run", "--set", "features.output_topic=bad topic!"], "run",
-     "--set features.output_topic=bad topic!: parameter 'output_topic' of node 'features' got 'bad topic!': not a "
+     "--set features.output_topic=bad topic!: node 'features': key 'output_topic' got 'bad topic!': not a "
      "valid ROS topic name (it contains ' ', '!'); use letters, digits"),
     (["run", "--set", "features.max_frame_s=.nan"], "run",
-     "--set features.max_frame_s=.nan: parameter 'max_frame_s' of node 'features' is nan, not a finite number; "
-     "use a value from 0.001 to 60.0"),
+     "--set features.max_frame_s=.nan: node 'features': key 'max_frame_s' must be a number from 0.001 to 60.0, "
+     "got nan"),
     (["run", "--set", "inference.window_s=!!python/object:os.system x"], "run",
      "--set inference.window_s=!!python/object:os.system x: VALUE is not plain YAML data"),
     (["record", "no spaces allowed"], "record",
-     "parameter 'topics' of node 'recorder' got 'no spaces allowed': not a valid ROS topic name"),
+     "node 'recorder': key 'topics' got 'no spaces allowed': not a valid ROS topic name"),
     (["record", "audio", "-o", "/proc/self/bag"], "record",
-     "parameter 'output' of node 'recorder' got '/proc/self/bag': no folder can be created in /proc/self"),
+     "node 'recorder': key 'output' got '/proc/self/bag': no folder can be created in /proc/self"),
     (["play", "bag", "--rate", "0"], "play", "argument --rate: 0 is below its minimum 0.01"),
 ])
 def test_the_command_refuses_bad_values_in_one_line(args, command, message):

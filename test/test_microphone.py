@@ -93,7 +93,7 @@ def test_missing_device_is_a_clear_startup_error(virtual_ears):
 def test_bad_parameter_is_rejected_naming_it():
     result = ser_robot("run", "--duration", "5", "--set", "microphone.chunk_ms=0")
     assert result.returncode == 2
-    assert "parameter 'chunk_ms' of node 'microphone' is 0.0, below its minimum 1.0" in result.stderr
+    assert "node 'microphone': key 'chunk_ms' must be a number from 1.0 to 1000.0, got 0.0" in result.stderr
 
 
 def test_node_rejects_out_of_range_override(rclpy_context):
