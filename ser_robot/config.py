@@ -181,7 +181,7 @@ _SOURCE_PARAMS = (
     ParamSpec("frame_id", "head_mics", "TF frame of the microphones, written to header.frame_id."),
     ParamSpec("stream_id", "ears", "Name of this audio stream, used in diagnostics and by consumers."),
     ParamSpec("chunk_ms", 10.0, "Duration of one AudioFrame, in milliseconds. Every message costs CPU in each "
-              "receiving node: 20 ms halves the messages (docs/measurements.md) for up to 10 ms more latency and, "
+              "receiving node: 20 ms halves the messages (docs/benchmarks.md) for up to 10 ms more latency and, "
               "through PulseAudio, more capture buffering.", min=1.0, max=1000.0),
     ParamSpec("encoding", "s16le", "Sample encoding of AudioFrame.data.", choices=("s16le", "f32le")),
     ParamSpec(
@@ -384,7 +384,7 @@ RUNNER_PARAMS = (
         "`ser-robot run`: give every node its parameter services (ros2 param get/set/list). Off by default: "
         "rclpy's executor looks at each of a node's services whenever a message arrives, and the six parameter "
         "services cost about 6 % of a core per node receiving 100 messages/s on a 2-core EPYC "
-        "(docs/measurements.md). Lifecycle services stay. ser.launch.py's nodes always have them.",
+        "(docs/benchmarks.md). Lifecycle services stay. ser.launch.py's nodes always have them.",
     ),
 )
 
