@@ -382,9 +382,9 @@ RUNNER_PARAMS = (
         "parameter_services",
         False,
         "`ser-robot run`: give every node its parameter services (ros2 param get/set/list). Off by default: "
-        "rclpy's executor looks at each of a node's services whenever a message arrives, and the six parameter "
-        "services cost about 6 % of a core per node receiving 100 messages/s on a 2-core EPYC "
-        "(docs/benchmarks.md). Lifecycle services stay. ser.launch.py's nodes always have them.",
+        "rclpy's executor looks at each of a node's services whenever a message arrives, so the six parameter "
+        "services cost CPU in every busy node (docs/benchmarks.md). Lifecycle services stay. ser.launch.py's nodes "
+        "always have them.",
     ),
 )
 
