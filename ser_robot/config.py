@@ -19,7 +19,6 @@ import math
 import os
 import pathlib
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence, Union
