@@ -162,7 +162,9 @@ def build_default_model(path: str | pathlib.Path, out: str | pathlib.Path, work:
     manifest = read_manifest(prepared.manifest)
     sets = held_out_sets(manifest, build)
     fold = _fold(manifest, build, sets)
-    overrides = deep_merge(build.train_overrides, {"seed": build.seed, "augmentation": {
+    banks = {"augmentation": {"bank_dir": str(pathlib.Path(build.cache) / "banks")}}  # unless the recipe moves them
+    overrides = deep_merge(banks, build.train_overrides)
+    overrides = deep_merge(overrides, {"seed": build.seed, "augmentation": {
         "noise_bank": str(prepared.noise_bank), "rir_bank": str(prepared.rir_bank),
         "sim_config": build.corpus.sim_config}})
     config = load_train_config(build.train_config, overrides)
