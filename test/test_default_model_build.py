@@ -15,7 +15,8 @@ from ser_robot.errors import ConfigError
 from ser_robot.inference.model import EmotionModel
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.timeout(900)  # the module fixture builds a model (banks, training, evaluation): minutes on 2 busy cores
+# the module fixture builds a model (banks, training, evaluation): minutes on 2 busy cores
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")

@@ -231,7 +231,8 @@ def build_default_model(path: str | pathlib.Path, out: str | pathlib.Path, work:
     return report
 
 
-def _calibrate(model_path: pathlib.Path, validation: Any, robot_by_id: dict[str, Any], progress: bool) -> dict[str, Any]:
+def _calibrate(model_path: pathlib.Path, validation: Any, robot_by_id: dict[str, Any],
+               progress: bool) -> dict[str, Any]:
     """Fit the temperature of the model at ``model_path`` on the validation speakers, clean and re-recorded by the
     robot (speakers never trained on nor tested; a robot hears far-field speech), and store it in the checkpoint.
     Returns the temperature, the validation utterances and their ECE before and after."""
