@@ -61,6 +61,7 @@ __all__ = [
     "ArmConfig",
     "BankConfig",
     "CorpusConfig",
+    "EffectSpec",
     "ExperimentConfig",
     "ProtocolConfig",
     "TrainSection",
@@ -80,11 +81,13 @@ ABLATIONS: dict[str, str] = {"tempo": "p_tempo", "gain": "p_gain", "noise": "p_n
 ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise": "-background noise",
                                   "ir": "-filter impulse response"}
 """The row names of the paper's Table II."""
-TABLES: tuple[str, str] = ("table1", "table2")
+TABLES: tuple[str, ...] = ("table1", "table2")
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")
-MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN"}
+MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG"}
+MULTITASK_MODELS: tuple[str, ...] = ("mtl_aug",)
+"""Models trained by :mod:`ser_robot.train.multitask` (their augmentations are its ``multitask`` section)."""
 
 
 def _folds(key: str, value: Any) -> str | int | tuple[str, ...]:
@@ -139,19 +142,23 @@ class _Synth:
 class ProtocolConfig:
     """``scheme`` (``speaker``: leave one speaker out; ``session``: leave one session out, both of its
     speakers tested), ``validation`` (``partner``/``next``/``none``; the session scheme takes
-    ``next``/``none``), ``folds`` (``"all"``, a count, or test speakers/sessions), ``repetitions``."""
+    ``next``/``none``), ``folds`` (``"all"``, a count, or test speakers/sessions), ``repetitions``.
+    ``unlabelled_sessions``: sessions kept out of every fold; their utterances, labels removed, are the
+    unlabelled speech of the arms with ``unlabelled: true`` (MTL-AUG's additional data)."""
 
     scheme: str = setting("speaker", choices=SCHEMES)
     validation: str = setting("partner", choices=VALIDATIONS)
     folds: str | int | tuple[str, ...] = setting("all", check=_folds)
     repetitions: int = setting(1, min=1)
+    unlabelled_sessions: tuple[str, ...] = setting((), nonempty=True, unique=True)
 
 
 @dataclass(frozen=True)
 class ArmConfig:
     """One trained configuration: ``model`` and ``head``, Table I's ``training`` condition, Table II's
     ``removed`` augmentation (``None``: none removed), and training-config ``overrides``; ``label``
-    names the model in tables (default ``RNN``/``CNN``)."""
+    names the model in tables (default ``RNN``/``CNN``); ``unlabelled``: the arm also trains on the
+    protocol's ``unlabelled_sessions`` without their labels (a multitask model)."""
 
     name: str = setting(nonempty=True)
     model: str = setting(nonempty=True)
@@ -160,6 +167,23 @@ class ArmConfig:
     removed: str | None = setting(None, choices=tuple(ABLATIONS))
     label: str = ""
     overrides: dict[str, Any] = setting(default_factory=dict)
+    unlabelled: bool = False
+
+
+@dataclass(frozen=True)
+class EffectSpec:
+    """``effects``: one claim of a paper, measured as the paired difference ``b - a`` of two arms' ``metric``
+    on ``test_set`` over (repetition, fold) units, with its interval and a verdict against the paper's
+    ``expected`` direction (``higher``, ``lower`` or ``not lower``); ``paper``: the paper's figure, as text."""
+
+    name: str = setting(nonempty=True)
+    a: str = setting(nonempty=True)
+    b: str = setting(nonempty=True)
+    description: str = ""
+    metric: str = setting("uar", choices=("uar", "accuracy", "macro_f1"))
+    test_set: str = setting("clean", choices=TEST_SETS)
+    expected: str = setting("higher", choices=("higher", "lower", "not lower"))
+    paper: str = ""
 
 
 @dataclass(frozen=True)
@@ -182,6 +206,7 @@ class ExperimentConfig:
     train_overrides: dict[str, Any]
     arms: tuple[ArmConfig, ...]
     tables: tuple[str, ...] = ("table1",)
+    effects: tuple[EffectSpec, ...] = ()
     seed: int = 0
     cache: str = "out/corpora"
     description: str = ""
@@ -193,6 +218,8 @@ class ExperimentConfig:
                                      else self.protocol.folds)
         data["arms"] = [dataclasses.asdict(a) for a in self.arms]
         data["tables"] = list(self.tables)
+        data["effects"] = [dataclasses.asdict(e) for e in self.effects]
+        data["protocol"]["unlabelled_sessions"] = list(self.protocol.unlabelled_sessions)
         return data
 
     def arm(self, name: str) -> ArmConfig:
@@ -205,8 +232,13 @@ class ExperimentConfig:
     def fingerprint(self) -> str:
         """A short hash of everything that determines the results (not the name or description)."""
         data = self.to_dict()
-        for key in ("name", "source", "description", "tables"):
+        for key in ("name", "source", "description", "tables", "effects"):
             data.pop(key, None)
+        if not data["protocol"]["unlabelled_sessions"]:  # keys added later: absent at their defaults
+            del data["protocol"]["unlabelled_sessions"]
+        for arm in data["arms"]:
+            if not arm["unlabelled"]:
+                del arm["unlabelled"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -298,6 +330,12 @@ def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) 
     except ConfigError as error:
         raise ConfigError(f"{where}: arm {arm.name!r}: {error}") from None
     aug = config.augmentation
+    if config.model in MULTITASK_MODELS:  # augmentation drawn by the multitask trainer
+        augmented = bool(config.multitask.augmentations)
+        if (arm.training == "augmented") != augmented:
+            raise ConfigError(f"{where}: arm {arm.name!r} says training: {arm.training} but its "
+                              f"multitask.augmentations is {list(config.multitask.augmentations)}")
+        return
     if arm.training == "clean" and aug.enabled:
         raise ConfigError(f"{where}: arm {arm.name!r} says training: clean but its augmentation.kind is "
                           f"{aug.kind!r}; add overrides: {{augmentation: {{kind: none}}}}")
@@ -321,7 +359,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         raise ConfigError(f"experiment {path} not found; see training/experiments/ for examples")
     where = str(path)
     data = read_yaml_mapping(path, "experiment")
-    known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "arms")
+    known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "effects", "arms")
     data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
     train = from_mapping(TrainSection, data["train"], f"{where}: train")
@@ -337,6 +375,15 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{where}: arm names must be unique, {duplicates} repeat")
+    effects_data = data.get("effects") or []
+    if not isinstance(effects_data, list):
+        raise ConfigError(f"{where}: key 'effects' must be a list of effects, got {effects_data!r}")
+    effects = tuple(from_mapping(EffectSpec, e, f"{where}: effects[{i}]") for i, e in enumerate(effects_data))
+    for effect in effects:
+        for arm_name in (effect.a, effect.b):
+            if arm_name not in names:
+                raise ConfigError(f"{where}: effect {effect.name!r} compares arm {arm_name!r}, which is not an arm; "
+                                  f"the arms are {names}")
     tables = data.get("tables", ["table1"])
     if isinstance(tables, str):
         tables = [tables]
@@ -348,7 +395,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         name=check_value("name", data.get("name") or path.stem, str, where=where, nonempty=True),
         source=str(path.resolve()), corpus=corpus_config(where, data["corpus"], base),
         protocol=_protocol(where, data.get("protocol")), train_config=str(train_config),
-        train_overrides=train.overrides, arms=arms, tables=tuple(dict.fromkeys(tables)),
+        train_overrides=train.overrides, arms=arms, tables=tuple(dict.fromkeys(tables)), effects=effects,
         seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),
         cache=check_value("cache", data.get("cache", "out/corpora"), str, where=where, nonempty=True),
         description=str(data.get("description") or "").strip())
@@ -358,5 +405,8 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
             raise ConfigError(f"{where}: table2 (the ablation) needs a categorical arm with full augmentation "
                               "(removed: null) and at least one arm with 'removed' set")
     for arm in arms:
+        if arm.unlabelled and not experiment.protocol.unlabelled_sessions:
+            raise ConfigError(f"{where}: arm {arm.name!r} says unlabelled: true but protocol.unlabelled_sessions "
+                              "is empty; name the sessions whose speech it trains on without labels")
         _check_arm_config(experiment, arm, where)
     return experiment

@@ -42,6 +42,7 @@ from typing import Any
 from ser_robot.experiments.config import (
     ExperimentConfig,
     arm_train_overrides,
+    deep_merge,
     load_experiment,
 )
 from ser_robot.errors import ExperimentError
@@ -163,6 +164,9 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
     from ser_robot.train.config import load_train_config
 
     manifest = read_manifest(prepared.manifest, check_files=False)
+    manifest_path, unlabelled_path = str(prepared.manifest), None
+    if experiment.protocol.unlabelled_sessions:
+        manifest, manifest_path, unlabelled_path = _split_unlabelled(experiment, manifest, prepared.manifest)
     robot_ids = {u.id for u in read_manifest(prepared.robot, check_files=False)}
     selected = _select_folds(experiment, manifest)
     missing = sorted({u.id for _, fold in selected for u in fold.test} - robot_ids)
@@ -170,7 +174,7 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
         raise ExperimentError(f"the robot twin {prepared.robot} lacks {len(missing)} test utterance(s) of the corpus, "
                               f"e.g. {missing[:3]}; simulate it again from {prepared.manifest}")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    corpus_key = {"manifest": str(prepared.manifest), "robot": str(prepared.robot)}
+    corpus_key = {"manifest": manifest_path, "robot": str(prepared.robot)}
     jobs = []
     for repetition in range(experiment.protocol.repetitions):
         for index, fold in selected:
@@ -178,6 +182,8 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
             for arm in experiment.arms:
                 overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
                                                 str(prepared.rir_bank))
+                if arm.unlabelled:
+                    overrides = deep_merge(overrides, {"multitask": {"unlabelled_manifest": unlabelled_path}})
                 config = _with_bank_paths(load_train_config(experiment.train_config, overrides), prepared)
                 config_dict = config.to_dict()
                 key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key}, sort_keys=True)
@@ -185,11 +191,31 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                     arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
                     removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
                     fold=fold.name, test_speaker=speaker, scheme=experiment.protocol.scheme,
-                    validation=experiment.protocol.validation, manifest=str(prepared.manifest),
+                    validation=experiment.protocol.validation, manifest=manifest_path,
                     robot=str(prepared.robot), train_config=config_dict,
                     job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
                     fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16]))
     return jobs
+
+
+def _split_unlabelled(experiment: ExperimentConfig, manifest: Any, path: pathlib.Path) -> tuple[Any, str, str]:
+    """``(labelled manifest, its path, unlabelled manifest path)``: the protocol's ``unlabelled_sessions``
+    taken out of the corpus, their labels removed; both written next to the corpus' manifest."""
+    from ser_robot.data.manifest import Manifest, write_manifest
+
+    sessions = set(experiment.protocol.unlabelled_sessions)
+    unknown = sorted(sessions - set(manifest.sessions))
+    if unknown:
+        raise ExperimentError(f"experiment {experiment.name!r}: protocol.unlabelled_sessions names {unknown}, not "
+                              f"sessions of the corpus; they are {manifest.sessions}")
+    tag = "-".join(sorted(sessions))
+    labelled = manifest.filter(lambda u: u.session not in sessions)
+    unlabelled = [dataclasses.replace(u, label=None, arousal=None, valence=None, dominance=None)
+                  for u in manifest if u.session in sessions]
+    labelled_path = write_manifest(path.with_name(f"{path.stem}.without_{tag}.jsonl"), labelled)
+    unlabelled_path = write_manifest(path.with_name(f"{path.stem}.unlabelled_{tag}.jsonl"),
+                                     Manifest(unlabelled, labels=manifest.labels))
+    return labelled, str(labelled_path), str(unlabelled_path)
 
 
 def _with_bank_paths(config: Any, prepared: PreparedData) -> Any:

@@ -53,6 +53,7 @@ __all__ = [
     "NON_INFERIORITY_MARGIN",
     "Comparison",
     "Effect",
+    "arm_effects",
     "bootstrap_statistic",
     "effects_markdown",
     "kendall_tau",
@@ -360,6 +361,32 @@ def _effect(name: str, description: str, metric: str, paper: str, expected: str,
 
 def _higher_is_better(metric: str) -> bool:
     return not metric.endswith("_mae")
+
+
+def _arm_values(runs: Sequence[Mapping[str, Any]], arm: str, test_set: str, metric: str) -> dict[Unit, float]:
+    """``{(repetition, fold): value}`` of arm ``arm`` on ``test_set`` (rows without a value left out)."""
+    values: dict[Unit, float] = {}
+    for run in runs:
+        if run["arm"] == arm and run.get("test_set") == test_set and run.get(metric) is not None:
+            value = float(run[metric])
+            if not math.isnan(value):
+                values[(int(run["repetition"]), str(run["fold"]))] = value
+    return values
+
+
+def arm_effects(runs: Sequence[Mapping[str, Any]], specs: Sequence[Mapping[str, Any]], *, n_boot: int = 10000,
+                seed: int = 0) -> list[Effect]:
+    """The effects an experiment's ``effects`` list names (:class:`~ser_robot.experiments.config.EffectSpec`
+    as dicts): arm ``b`` against arm ``a`` on the units both have."""
+    effects = []
+    for spec in specs:
+        pairs = _common(_arm_values(runs, spec["a"], spec["test_set"], spec["metric"]),
+                        _arm_values(runs, spec["b"], spec["test_set"], spec["metric"]))
+        comparison = paired_bootstrap(pairs[:, 0], pairs[:, 1], n_boot=n_boot, seed=seed)
+        description = spec.get("description") or f"{spec['b']} vs {spec['a']}"
+        effects.append(_effect(spec["name"], f"{description} ({spec['test_set']} test)", spec["metric"],
+                               spec.get("paper") or "", spec["expected"], comparison))
+    return effects
 
 
 def lakomkin_effects(runs: Sequence[Mapping[str, Any]], *, n_boot: int = 10000, seed: int = 0) -> list[Effect]:

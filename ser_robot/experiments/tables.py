@@ -45,7 +45,7 @@ from ser_robot.experiments.config import (
     TEST_SETS,
     TRAINING_CONDITIONS,
 )
-from ser_robot.experiments.stats import effects_markdown, lakomkin_effects, relative_change, write_effects
+from ser_robot.experiments.stats import arm_effects, effects_markdown, lakomkin_effects, relative_change, write_effects
 from ser_robot.errors import ExperimentError
 
 __all__ = [
@@ -441,7 +441,8 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
     if "table2" in experiment["tables"]:
         parts += ["## Table II: ablation, relative macro-F1 change when one augmentation is removed\n",
                   table2_markdown(runs)]
-    effects = lakomkin_effects(runs)
+    effects = (arm_effects(runs, experiment["effects"]) if experiment.get("effects")
+               else lakomkin_effects(runs))
     files.append(write_effects(results_dir / "effects.csv", effects))
     parts += ["## Effects the paper claims, with intervals\n", effects_markdown(effects)]
     parts += ["## Every arm\n", summary_markdown(runs)]

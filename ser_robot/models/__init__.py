@@ -12,6 +12,8 @@ Every model maps a zero-padded batch to one vector per utterance::
 - :mod:`~ser_robot.models.masking`: length masks, masked mean / max, :class:`MaskedBatchNorm1d`.
 - :mod:`~ser_robot.models.lakomkin`: :class:`LakomkinRNN` and :class:`LakomkinCNN`
   (Lakomkin et al. 2018).
+- :mod:`~ser_robot.models.mtl_aug`: :class:`MtlAug` (Latif et al., MTL-AUG), with :meth:`~MtlAug.multitask`
+  and :meth:`~MtlAug.objective` for its auxiliary tasks.
 - :mod:`~ser_robot.models.registry`: :data:`MODELS`, :func:`build_model`,
   :func:`load_model_config` (``config/models/<name>.yaml``, the only place defaults live),
   :func:`model_from_config`, :func:`rebuild_model` (from a checkpoint's ``model.config``).
@@ -19,6 +21,7 @@ Every model maps a zero-padded batch to one vector per utterance::
 
 from ser_robot.models.base import DIMENSIONAL_OUTPUTS, HEADS, HyperSpec, SerModel
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
+from ser_robot.models.mtl_aug import AUGMENTATION_TYPES, MtlAug, MultitaskOutput
 from ser_robot.models.masking import (
     MaskedBatchNorm1d,
     lengths_to_mask,
@@ -37,6 +40,7 @@ from ser_robot.models.registry import (
 )
 
 __all__ = [
+    "AUGMENTATION_TYPES",
     "DIMENSIONAL_OUTPUTS",
     "HEADS",
     "MODELS",
@@ -44,6 +48,8 @@ __all__ = [
     "LakomkinCNN",
     "LakomkinRNN",
     "MaskedBatchNorm1d",
+    "MtlAug",
+    "MultitaskOutput",
     "ModelConfig",
     "SerModel",
     "build_model",

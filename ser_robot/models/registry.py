@@ -27,6 +27,7 @@ from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 from ser_robot.models.base import HEADS, SerModel
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
+from ser_robot.models.mtl_aug import MtlAug
 
 __all__ = [
     "MODELS",
@@ -39,7 +40,7 @@ __all__ = [
     "validate_model_config",
 ]
 
-MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (LakomkinRNN, LakomkinCNN)}
+MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (LakomkinRNN, LakomkinCNN, MtlAug)}
 """Registry: architecture name -> model class (a :class:`SerModel` subclass)."""
 
 _CONFIG_KEYS = ("architecture", "head", "num_classes", "feature_set", "hyper")

@@ -23,6 +23,11 @@ population's (:mod:`ser_robot.features.stream_normalization`: live, each stream'
 Both need ``augmentation.mode: bank``. Keys at these defaults are left out of :meth:`TrainConfig.to_dict`,
 so the configurations (and experiment fingerprints) of runs made before they existed are unchanged.
 
+A multitask model (``model: mtl_aug``) trains with :mod:`ser_robot.train.multitask` and the
+``multitask`` section (:class:`MultitaskConfig`); ``model_hyper`` sets hyper-parameters over the
+model configuration's (the switches of the Table 7 ablations). Both are left out of ``to_dict`` at
+their defaults too.
+
 The paper does not name its dimensional loss: ``dimensional_loss: mse`` is our default (it
 reports MAE and Pearson's r, which MSE training serves; ``ccc`` = ``1 - mean CCC`` over arousal
 and valence is available). ``monitor: auto`` is UAR for ``categorical`` and the mean MAE of
@@ -49,6 +54,8 @@ __all__ = [
     "HEADS",
     "MONITORS",
     "AugmentationConfig",
+    "MULTITASK_AUGMENTATIONS",
+    "MultitaskConfig",
     "TrainConfig",
     "load_train_config",
     "parse_overrides",
@@ -70,8 +77,9 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 AMP_DTYPES: tuple[str, ...] = ("bf16", "fp16")
 LEVEL_NORMALIZATIONS: tuple[str, ...] = ("off", "agc")
 NORMALIZATIONS: tuple[str, ...] = ("global", "speaker")
-_LATER_DEFAULTS = {"level_normalization": "off", "normalization": "global"}
-"""Keys added after runs were made with this format: left out of ``to_dict`` at their default."""
+_BANK_ONLY = {"level_normalization": "off", "normalization": "global"}
+"""Keys whose non-default values need ``augmentation.mode: bank`` (features rendered once, as live)."""
+MULTITASK_AUGMENTATIONS: tuple[str, ...] = ("speed", "specaugment", "mixup")
 DIMENSIONAL_LOSSES: tuple[str, ...] = ("mse", "ccc")
 
 
@@ -121,6 +129,42 @@ class AugmentationConfig:
 
 
 @dataclass(frozen=True)
+class MultitaskConfig:
+    """Training of a multitask model (``model: mtl_aug``; Latif et al., seeds/002, 4.2-4.3).
+
+    ``augmentations``: the augmentation types drawn for the training items besides ``none``
+    (:data:`MULTITASK_AUGMENTATIONS`); each epoch every utterance is shown once, as one type drawn
+    uniformly, and the augmentation-type classifier learns which. ``speed``: one of the copies rendered
+    once at ``speeds`` (paper: 0.9 and 1.1, SoX ``speed``); ``specaugment``: ``freq_masks`` masks of
+    up to ``freq_width`` bands and ``time_masks`` of up to ``time_width`` frames (ours); ``mixup``: a
+    partner from the same batch, ``lam ~ Beta(mixup_alpha, mixup_alpha)`` (ours), the emotion
+    targets mixed alike. ``unlabelled_manifest``: speech whose labels are ignored (paper: LibriSpeech
+    100 h), which trains only the encoder, the decoder and the augmentation-type classifier; none of
+    its speakers may be a validation or test speaker. ``labelled_fraction``: the share of the
+    training utterances that keep their labels (Fig. 3, nested: a smaller fraction's labelled set is
+    inside a larger one's); the rest count as unlabelled. ``min_lr``: training stops when the
+    learning rate, halved after ``lr_patience`` epochs without improvement (the best weights
+    restored each time), falls below it (paper: 1e-5).
+    """
+
+    augmentations: tuple[str, ...] = setting(MULTITASK_AUGMENTATIONS, choices=MULTITASK_AUGMENTATIONS,
+                                             unique=True)
+    speeds: tuple[float, ...] = setting((0.9, 1.1), min_items=1, above=0.25, max=4.0)
+    freq_masks: int = setting(2, min=0)
+    freq_width: int = setting(27, min=0)
+    time_masks: int = setting(2, min=0)
+    time_width: int = setting(40, min=0)
+    mixup_alpha: float = setting(0.2, above=0)
+    unlabelled_manifest: str | None = None
+    labelled_fraction: float = setting(1.0, above=0.0, max=1.0)
+    min_lr: float = setting(1e-5, above=0)
+
+
+_LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "model_hyper": {}, "multitask": MultitaskConfig()}
+"""Keys added after runs were made with this format: left out of ``to_dict`` at their default."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run (see the module docstring for the defaults' sources).
 
@@ -136,6 +180,7 @@ class TrainConfig:
 
     model: str = setting(nonempty=True, what="a model's registry name")
     model_config: str | None = None
+    model_hyper: dict[str, Any] = setting(default_factory=dict)
     feature_set: str = setting("egemaps", choices=FEATURE_SETS)
     head: str = setting("categorical", choices=HEADS)
     epochs: int = setting(100, min=1)
@@ -160,12 +205,13 @@ class TrainConfig:
     sample_rate: int = setting(16000, min=1)
     level_normalization: str = setting("off", choices=LEVEL_NORMALIZATIONS)
     normalization: str = setting("global", choices=NORMALIZATIONS)
+    multitask: MultitaskConfig = setting(default_factory=MultitaskConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, ranges and choices (an integer is a valid float setting)
         allowed = _CATEGORICAL_MONITORS if self.head == "categorical" else _DIMENSIONAL_MONITORS
         check_value("monitor", self.monitor, str, choices=("auto",) + allowed)
-        changed = [key for key, default in _LATER_DEFAULTS.items() if getattr(self, key) != default]
+        changed = [key for key, default in _BANK_ONLY.items() if getattr(self, key) != default]
         if changed and self.augmentation.mode != "bank":
             raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
                               "node computes them); set augmentation.mode: bank")
@@ -186,8 +232,10 @@ class TrainConfig:
         """Plain nested dict (YAML/JSON/``weights_only``-safe), the inverse of :meth:`from_dict`."""
         data = dataclasses.asdict(self)
         for key, default in _LATER_DEFAULTS.items():
-            if data[key] == default:
+            if getattr(self, key) == default:
                 del data[key]
+        if "multitask" in data:  # lists, as YAML and a checkpoint hold them
+            data["multitask"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["multitask"].items()}
         return data
 
     @classmethod

@@ -63,7 +63,7 @@ from ser_robot.train.checkpoint import (
     to_plain,
 )
 from ser_robot.train.bank import collate_features
-from ser_robot.train.config import TrainConfig
+from ser_robot.train.config import MultitaskConfig, TrainConfig
 from ser_robot.train.data import (
     DIMENSIONS,
     SortaGradBatchSampler,
@@ -80,7 +80,7 @@ from ser_robot.train.distributed import (
     cleanup,
     init_distributed,
 )
-from ser_robot.errors import CheckpointError, TrainError
+from ser_robot.errors import CheckpointError, ConfigError, TrainError
 from ser_robot.train.factory import (
     ModelFactory,
     check_model,
@@ -96,8 +96,8 @@ from ser_robot.train.features import (
     gather_statistics,
 )
 
-__all__ = ["TrainResult", "batch_generator", "deterministic_mode", "evaluate", "feature_batches", "predict",
-           "predict_features", "train"]
+__all__ = ["TrainResult", "batch_generator", "checkpoint_base", "deterministic_mode", "evaluate", "feature_batches",
+           "predict", "predict_features", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -381,6 +381,22 @@ def _normalization_entry(config: TrainConfig) -> dict[str, Any]:
     return entry
 
 
+def checkpoint_base(config: TrainConfig, fold: Fold, labels: tuple[str, ...], names: tuple[str, ...],
+                    feature_rate: int, normalizer: FeatureNormalizer) -> dict[str, Any]:
+    """What every checkpoint of a run holds besides its weights and state (format, labels, features, fold)."""
+    base = {
+        "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
+        "sample_rate": config.sample_rate, "train_config": config.to_dict(),
+        "features": {"set": config.feature_set, "names": list(names), "sample_rate": feature_rate,
+                     "normalizer": normalizer.to_dict(), **_normalization_entry(config)},
+        "fold": {"name": fold.name, "train": fold.train.speakers, "validation": fold.validation.speakers,
+                 "test": fold.test.speakers},
+    }
+    if config.head == "dimensional":  # targets stay on the corpus' rating scale (the papers' MAE is on it);
+        base["dimension_scale"] = list(dimension_scale({u.corpus for u in fold.train}))  # inference maps it to [-1, 1]
+    return base
+
+
 def _write_outputs(out_dir: pathlib.Path, config: TrainConfig, result: dict[str, Any],
                    history: list[dict[str, Any]]) -> None:
     import yaml
@@ -479,6 +495,15 @@ def train(config: TrainConfig, fold: Fold, *, model_factory: ModelFactory | None
     distributed (:mod:`ser_robot.train.distributed`). Without a validation part the training loss
     drives the learning-rate schedule, nothing stops early and the last epoch is kept.
     """
+    from ser_robot.models import MODELS
+
+    if getattr(MODELS.get(config.model), "MULTITASK", False):
+        from ser_robot.train.multitask import train_multitask
+
+        return train_multitask(config, fold, out_dir=out_dir, resume=resume, progress=progress)
+    if config.multitask != MultitaskConfig():
+        raise ConfigError(f"the multitask section applies to multitask models (mtl_aug), not {config.model!r}; "
+                          "remove it")
     context = init_distributed(config.device)
     try:
         with deterministic_mode(config.deterministic, context.device):
@@ -600,7 +625,7 @@ def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
                                  level=config.level_normalization).to(device)
     speaker_stats = _speaker_statistics(bank_set, device) if config.normalization == "speaker" else None
 
-    hparams = load_model_hparams(config.model_config, config.model)
+    hparams = {**load_model_hparams(config.model_config, config.model), **config.model_hyper}
     num_outputs = len(labels) if config.head == "categorical" else len(DIMENSIONS)
     torch.manual_seed(config.seed)
     model = factory(config.model, dict(hparams), num_features=len(names), num_outputs=num_outputs, head=config.head)
@@ -627,16 +652,7 @@ def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
                                          num_workers=config.workers, pin_memory=device.type == "cuda",
                                          persistent_workers=config.workers > 0)
     val_batches = feature_batches(featurizer, val_set, config, context) if val_set is not None else None
-    base = {
-        "format": FORMAT, "version": VERSION, "labels": list(labels), "head": config.head,
-        "sample_rate": config.sample_rate, "train_config": config.to_dict(),
-        "features": {"set": config.feature_set, "names": list(names), "sample_rate": extractor.sample_rate,
-                     "normalizer": normalizer.to_dict(), **_normalization_entry(config)},
-        "fold": {"name": fold.name, "train": fold.train.speakers, "validation": fold.validation.speakers,
-                 "test": fold.test.speakers},
-    }
-    if config.head == "dimensional":  # targets stay on the corpus' rating scale (the papers' MAE is on it);
-        base["dimension_scale"] = list(dimension_scale({u.corpus for u in fold.train}))  # inference maps it to [-1, 1]
+    base = checkpoint_base(config, fold, labels, names, extractor.sample_rate, normalizer)
 
     run = _Run(config=config, fold=fold, context=context, show=show, out=out, write=write, labels=labels,
                train_set=train_set, val_set=val_set, test_set=test_set, bank_set=bank_set, normalizer=normalizer,
