@@ -87,9 +87,14 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory):
     def make(model: str = "lakomkin_rnn", feature_set: str = "egemaps") -> pathlib.Path:
         if (model, feature_set) not in made:
             out = tmp_path_factory.mktemp(f"{model}_{feature_set}")
-            config = load_train_config(ROOT / "config/train/lakomkin.yaml", {
-                "model": model, "feature_set": feature_set, "epochs": 1, "workers": 0, "batch_size": 8,
-                "augmentation": {"kind": "none"}})
+            if model == "mtl_aug":  # a narrow MTL-AUG with a 3 s segment: live windows are zero-padded to it
+                config = load_train_config(ROOT / "config/train/mtl_aug.yaml", {
+                    "epochs": 1, "batch_size": 8, "model_hyper": {"segment_frames": 300, "channels": [4, 8],
+                                                                  "kernel_sizes": [5, 3]}})
+            else:
+                config = load_train_config(ROOT / "config/train/lakomkin.yaml", {
+                    "model": model, "feature_set": feature_set, "epochs": 1, "workers": 0, "batch_size": 8,
+                    "augmentation": {"kind": "none"}})
             fold = leave_one_speaker_out(read_manifest(tiny_corpus))[0]
             made[(model, feature_set)] = train(config, fold, out_dir=out, progress=False).best_checkpoint
         return made[(model, feature_set)]

@@ -27,11 +27,14 @@ def _offline_results(bag, checkpoint: str, settings):
 
 
 @pytest.mark.ros
-@pytest.mark.parametrize("mode", ["utterance", "window"])
-def test_pipeline_over_dds_equals_the_offline_predictions(mode, tmp_path, tiny_corpus, tiny_checkpoint):
+@pytest.mark.parametrize(("mode", "model", "feature_set"), [("utterance", "lakomkin_rnn", "egemaps"),
+                                                            ("window", "lakomkin_rnn", "egemaps"),
+                                                            ("window", "mtl_aug", "logmel_mtl_aug")])
+def test_pipeline_over_dds_equals_the_offline_predictions(mode, model, feature_set, tmp_path, tiny_corpus,
+                                                          tiny_checkpoint):
     from ser_robot.inference import InferenceSettings
 
-    checkpoint = str(tiny_checkpoint())
+    checkpoint = str(tiny_checkpoint(model, feature_set))
     bag = tmp_path / "bag"
     done = ser_robot(
         "run", "--duration", "90",
@@ -42,6 +45,7 @@ def test_pipeline_over_dds_equals_the_offline_predictions(mode, tmp_path, tiny_c
         "--set", "corpus_player.encoding=f32le",
         "--set", "features.block_frames=10",
         "--set", "features.vad_block_windows=2",
+        "--set", f"features.feature_set={feature_set}",
         "--set", f"inference.model={checkpoint}",
         "--set", f"inference.mode={mode}",
         "--set", f"recorder.output={bag}",

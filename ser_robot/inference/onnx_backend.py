@@ -29,7 +29,8 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 """``auto``: onnxruntime on CPU when the model exports and matches, else PyTorch; ``torch``; ``onnxruntime``."""
 
 PROBE_FRAMES = (1, 37, 300)
-"""Window lengths (frames) on which the export is compared with PyTorch before use."""
+"""Window lengths (frames) on which the export is compared with PyTorch before use (and the model's own
+``probe_frames`` when it has them: MTL-AUG's utterances of several segments)."""
 
 _RTOL, _ATOL = 1e-3, 1e-4  # allowed difference from PyTorch on the probe windows (outputs are logits)
 _OPSET = 17
@@ -94,7 +95,7 @@ class OnnxForward:
     def _check(self, window: _Window, num_features: int) -> None:
         """Compare with PyTorch on random windows at the features' scale; raise :class:`OnnxExportError` if unequal."""
         generator = torch.Generator().manual_seed(0)
-        for frames in PROBE_FRAMES:
+        for frames in (*PROBE_FRAMES, *getattr(window.model, "probe_frames", ())):
             x = window.mean + window.scale * torch.randn(frames, num_features, generator=generator)
             with torch.inference_mode():
                 expected = window(x).numpy()

@@ -200,6 +200,21 @@ class MtlAug(SerModel):
         counts = torch.bincount(owner, minlength=features.shape[0]).to(logits.dtype)
         return total / counts[:, None]
 
+    def forward_one(self, features: torch.Tensor) -> torch.Tensor:
+        """One utterance ``(1, T, bands)``, every frame valid -> ``(1, classes)``: :meth:`forward` without
+        masks or index arithmetic (exportable to ONNX; the segments are the batch)."""
+        size = self.hyper["segment_frames"]
+        frames = features.shape[1]
+        count = (frames + size - 1) // size
+        x = F.pad(features[0], (0, 0, 0, count * size - frames)).reshape(count, size, features.shape[2])
+        logits, _ = self._emotion(self.encode(self._padded(x)))
+        return logits.mean(dim=0, keepdim=True)
+
+    @property
+    def probe_frames(self) -> tuple[int, ...]:
+        """Window lengths that an export must also get right: several segments, the last one partial."""
+        return (2 * self.hyper["segment_frames"] + 17,)
+
     def multitask(self, features: torch.Tensor, lengths: torch.Tensor) -> MultitaskOutput:
         """Every task on each utterance's first segment (training; see :class:`MultitaskOutput`)."""
         target = self.first_segments(features, lengths)
