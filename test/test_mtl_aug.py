@@ -198,16 +198,22 @@ def test_the_inference_path_serves_the_emotion_head(fold, tmp_path):
     np.testing.assert_allclose(prediction.probabilities, torch.softmax(logits, 1)[0].numpy(), rtol=1e-4, atol=1e-5)
 
 
-# --- the Table 2 pipeline ------------------------------------------------------------------------------------
+# --- the experiments at tiny size ----------------------------------------------------------------------------
 
 
-def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path):
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> pathlib.Path:
+    """One corpus, robot twin and banks for every tiny experiment of this module (generated once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path, cache):
     import json
 
     from ser_robot.experiments import run_experiment
 
     result = run_experiment(REPO / "training/experiments/mtl_aug_table2_tiny.yaml", out=tmp_path / "results",
-                            workers=1, progress=False, cache=tmp_path / "cache")
+                            workers=1, progress=False, cache=cache)
     assert result.jobs_run == 3
     jobs = {p.parents[3].name: json.loads(p.read_text()) for p in
             (tmp_path / "results" / "jobs").glob("*/rep0/*/train/result.json")}
@@ -215,3 +221,20 @@ def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path):
     assert jobs["mtl_aug"]["train_utterances"]["unlabelled"] == 0
     assert all(job["fold"]["test"] and "s04" not in " ".join(job["fold"]["train"]) for job in jobs.values())
     assert "mtl_beats_stl" in result.markdown and (tmp_path / "results" / "effects.csv").is_file()
+
+
+@pytest.mark.parametrize("name", ["table7", "fig2", "fig3"])
+def test_ablation_figure_experiments_run_at_tiny_size(name, tmp_path, cache):
+    from ser_robot.experiments import load_experiment, run_experiment
+
+    path = REPO / f"training/experiments/mtl_aug_{name}_tiny.yaml"
+    result = run_experiment(path, out=tmp_path / "results", workers=1, progress=False, cache=cache)
+    experiment = load_experiment(path)
+    assert result.jobs_run == len(experiment.arms)
+    assert all(effect.name in result.markdown for effect in experiment.effects)
+    if name == "fig3":
+        assert (tmp_path / "results" / "figures" / "labelled_fraction.png").stat().st_size > 10_000
+        for job in (tmp_path / "results" / "jobs").glob("*/rep0/*/train/result.json"):
+            counts = __import__("json").loads(job.read_text())["train_utterances"]
+            stl = job.parents[3].name.startswith("stl")
+            assert (counts["unlabelled"] == 0) == (stl or job.parents[3].name.endswith("f100")), job

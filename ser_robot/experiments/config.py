@@ -81,7 +81,8 @@ ABLATIONS: dict[str, str] = {"tempo": "p_tempo", "gain": "p_gain", "noise": "p_n
 ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise": "-background noise",
                                   "ir": "-filter impulse response"}
 """The row names of the paper's Table II."""
-TABLES: tuple[str, ...] = ("table1", "table2")
+TABLES: tuple[str, ...] = ("table1", "table2", "labelled_fraction")
+"""``table1``/``table2``: Lakomkin et al.'s tables; ``labelled_fraction``: MTL-AUG's Fig. 3 (figures/labelled_fraction.png)."""
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")

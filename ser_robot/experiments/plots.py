@@ -8,6 +8,7 @@
   valence (bottom) binned on the x axis, the distribution of predictions on the y axis, one
   violin colour per training condition (clean-trained blue, augmented orange), predictions of all
   folds and repetitions pooled.
+- :func:`labelled_fraction_figure`: MTL-AUG's Fig. 3, UAR against the share of labelled training utterances.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VIOLIN_BINS", "bin_edges", "confusion_figures", "plot_confusion", "violin_figures"]
+__all__ = ["VIOLIN_BINS", "arm_fractions", "bin_edges", "confusion_figures", "labelled_fraction_figure", "plot_confusion",
+           "violin_figures"]
 
 VIOLIN_BINS = 5
 """Ground-truth bins of the violin plots (equal width over the labels' range; IEMOCAP's 1-5 scale has
@@ -182,3 +184,40 @@ def violin_figures(collected: Sequence[tuple[Mapping[str, Any], Mapping[str, Any
             plt.close(fig)
             files.append(path)
     return files
+
+
+def arm_fractions(experiment: Mapping[str, Any]) -> dict[str, float]:
+    """``{arm: multitask.labelled_fraction}`` of an experiment's arms (resolved dict; 1.0 where unset)."""
+    fractions = {}
+    for arm in experiment["arms"]:
+        section = (arm.get("overrides") or {}).get("multitask") or {}
+        base = (experiment["train_overrides"].get("multitask") or {}).get("labelled_fraction", 1.0)
+        fractions[arm["name"]] = float(section.get("labelled_fraction", base))
+    return fractions
+
+
+def labelled_fraction_figure(runs: Sequence[Mapping[str, Any]], experiment: Mapping[str, Any], path: pathlib.Path,
+                             metric: str = "uar", test_set: str = "clean") -> pathlib.Path:
+    """MTL-AUG's Fig. 3: ``metric`` on ``test_set`` (mean ± std over units) against the labelled fraction,
+    one line per model label; written to ``path`` (PNG)."""
+    plt = _pyplot()
+    fractions = arm_fractions(experiment)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label in dict.fromkeys(r["label"] for r in runs):
+        points = []
+        for arm in dict.fromkeys(r["arm"] for r in runs if r["label"] == label):
+            values = [float(r[metric]) for r in runs if r["arm"] == arm and r["test_set"] == test_set]
+            if values:
+                points.append((fractions[arm], float(np.mean(values)), float(np.std(values))))
+        points.sort()
+        x, mean, std = (np.array(column) for column in zip(*points))
+        ax.errorbar(100 * x, 100 * mean, yerr=100 * std, marker="o", capsize=3, label=label)
+    ax.set_xlabel("labelled training utterances (%)")
+    ax.set_ylabel(f"{metric.upper() if metric == 'uar' else metric} (%), {test_set} test")
+    ax.set_title("Labelled-fraction sweep (synthetic corpus)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -456,5 +456,9 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
         figure_dir.mkdir(exist_ok=True)
         files += confusion_figures(collected, figure_dir)
         files += violin_figures(collected, figure_dir)
+        if "labelled_fraction" in experiment["tables"]:
+            from ser_robot.experiments.plots import labelled_fraction_figure
+
+            files.append(labelled_fraction_figure(runs, experiment, figure_dir / "labelled_fraction.png"))
     files.append(write_readme(results_dir, experiment, markdown, files))
     return ExperimentTables(runs, markdown, files)

@@ -96,14 +96,18 @@ class FeatureStore:
 
 
 def _stores(config: TrainConfig, fold: Fold, labels: tuple[str, ...], featurizer: BatchFeaturizer,
-            show: bool) -> tuple[FeatureStore, int]:
-    """The training features: labelled utterances and unlabelled speech; returns ``(store, labelled count)``."""
+            auxiliary: bool, show: bool) -> tuple[FeatureStore, int]:
+    """The training features: labelled utterances and, when the model has an ``auxiliary`` task to train
+    with it, unlabelled speech; returns ``(store, labelled count)``."""
     mt = config.multitask
     train = fold.train
     unlabelled_parts: list[Manifest] = []
     if mt.labelled_fraction < 1.0:
         train, rest = labelled_fraction(fold.train, mt.labelled_fraction, seed=config.seed)
         unlabelled_parts.append(rest)
+    if mt.unlabelled_manifest and not auxiliary:
+        raise ConfigError(f"multitask.unlabelled_manifest: model {config.model!r} has no auxiliary task to train on "
+                          "unlabelled speech (augmentation_task and reconstruction_task are off); remove it")
     if mt.unlabelled_manifest:
         extra = read_manifest(mt.unlabelled_manifest)
         forbidden = set(fold.validation.speakers) | set(fold.test.speakers)
@@ -115,7 +119,7 @@ def _stores(config: TrainConfig, fold: Fold, labels: tuple[str, ...], featurizer
     store = FeatureStore()
     label_of = {u.id: labels.index(u.label) for u in train}
     store.add(train, label_of, featurizer, mt.speeds, config.sample_rate, show, "labelled")
-    for part in unlabelled_parts:
+    for part in unlabelled_parts if auxiliary else []:  # an STL model learns nothing from them
         store.add(part, {}, featurizer, mt.speeds, config.sample_rate, show, "unlabelled")
     return store, len(train)
 
@@ -213,14 +217,14 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
     if checkpoint is not None:
         _check_resume(checkpoint, config, fold, labels, names)
 
-    raw = BatchFeaturizer(extractor, level=config.level_normalization)
-    store, labelled_count = _stores(config, fold, labels, raw, progress)
-    normalizer = _normalizer(store, names)
-    featurizer = BatchFeaturizer(extractor, normalizer, level=config.level_normalization).to(device)
-
     hparams = {**load_model_hparams(config.model_config, config.model), **config.model_hyper}
     torch.manual_seed(config.seed)
     model = build_model(config.model, len(names), "categorical", num_classes=len(labels), **hparams).to(device)
+    auxiliary = model.hyper["augmentation_task"] or model.hyper["reconstruction_task"]
+    raw = BatchFeaturizer(extractor, level=config.level_normalization)
+    store, labelled_count = _stores(config, fold, labels, raw, auxiliary, progress)
+    normalizer = _normalizer(store, names)
+    featurizer = BatchFeaturizer(extractor, normalizer, level=config.level_normalization).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     base = checkpoint_base(config, fold, labels, names, extractor.sample_rate, normalizer)
     base["train_utterances"] = {"labelled": labelled_count, "unlabelled": len(store.labels) - labelled_count}
