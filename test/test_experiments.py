@@ -180,7 +180,7 @@ def _arm0(data, **changes):
     (lambda d: d["protocol"].update(scheme="utterance"), r"'scheme' must be one of \['speaker', 'session'\]"),
     (lambda d: d["protocol"].update(scheme="session"), "no partner is left to validate; use validation: next"),
     (lambda d: d["train"].update(config="nowhere.yaml"), "config 'nowhere.yaml' not found"),
-    (lambda d: d.update(tables=["table3"]), r"'tables' must be one of \['table1', 'table2'\]"),
+    (lambda d: d.update(tables=["table3"]), r"'tables' must be one of \['table1', 'table2', 'labelled_fraction'\]"),
     (lambda d: _arm0(d, head="both"), r"arms\[0\]: key 'head' must be one of"),
     (lambda d: _arm0(d, name="a b"), "folder name"),
     (lambda d: _arm0(d, removed="pitch"), r"'removed' must be one of \['tempo', 'gain', 'noise', 'ir'\]"),

@@ -221,6 +221,10 @@ def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path, cache):
     assert jobs["mtl_aug"]["train_utterances"]["unlabelled"] == 0
     assert all(job["fold"]["test"] and "s04" not in " ".join(job["fold"]["train"]) for job in jobs.values())
     assert "mtl_beats_stl" in result.markdown and (tmp_path / "results" / "effects.csv").is_file()
+    assert "| Arm | Model | clean | robot (simulated) | 0 dB SNR | 20 dB SNR |" in result.markdown  # Table 5
+    for job in (tmp_path / "results" / "jobs").glob("*/rep0/*"):
+        assert {p.name for p in job.glob("predictions_*.csv")} == {f"predictions_{t}.csv" for t in
+                                                                   ("clean", "robot", "snr0", "snr20")}
 
 
 @pytest.mark.parametrize("name", ["table7", "fig2", "fig3"])

@@ -100,13 +100,13 @@ def test_evaluate_command_scores_a_manifest(tiny_corpus, tmp_path):
 def test_evaluate_in_noise_and_on_the_robot(tiny_corpus, tmp_path):
     """snr=DB:NOISE mixes a seeded clip per utterance; robot renders the simulated twin once and scores it."""
     from ser_robot.data.manifest import read_manifest
-    from ser_robot.eval.offline_eval import _with_noise, parse_condition
+    from ser_robot.eval.noisy_twin import mix_at_snr
     from ser_robot.inference.offline import read_audio
 
     utterance = next(iter(read_manifest(tiny_corpus)))
     samples, rate = read_audio(utterance.path)
-    noisy = _with_noise(samples, rate, parse_condition("snr=0:pink"), utterance.id)
-    again = _with_noise(samples, rate, parse_condition("snr=0:pink"), utterance.id)
+    noisy = mix_at_snr(samples, rate, "pink", 0.0, utterance.id)  # what --condition snr=0:pink adds
+    again = mix_at_snr(samples, rate, "pink", 0.0, utterance.id)
     np.testing.assert_array_equal(noisy, again)
     added = (noisy - samples)[:, 0].astype(np.float64)
     from ser_robot.data.synth.render import active_level_db

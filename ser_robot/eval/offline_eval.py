@@ -26,13 +26,13 @@ from __future__ import annotations
 import csv
 import json
 import pathlib
-import zlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from ser_robot.errors import ConfigError
+from ser_robot.eval.noisy_twin import mix_at_snr
 
 __all__ = ["Condition", "parse_condition", "condition_utterances", "evaluate_manifest", "write_evaluation"]
 
@@ -103,25 +103,6 @@ def condition_utterances(utterances: Sequence[Any], condition: Condition, work: 
     return list(twin)
 
 
-def _with_noise(samples: np.ndarray, rate: int, condition: Condition, key: str) -> np.ndarray:
-    """``samples`` ``(frames, channels)`` plus a noise clip at ``condition.snr_db`` below its active level."""
-    from ser_robot.acoustics.noise import category_rng, generate_noise
-    from ser_robot.audio.resample import resample
-    from ser_robot.data.synth.render import active_level_db
-
-    seconds = len(samples) / rate
-    clip = generate_noise(condition.noise, category_rng(zlib.crc32(key.encode()), condition.noise, 0),
-                          seconds + 0.1).samples.astype(np.float32)
-    if rate != 16000:
-        clip = resample(clip, 16000, rate)
-    clip = np.resize(clip, len(samples))
-    mono = samples.mean(axis=1)
-    speech_db = active_level_db(mono.astype(np.float64))
-    noise_db = 10 * np.log10(float(np.mean(clip.astype(np.float64) ** 2)) + 1e-20)
-    scale = 10 ** ((speech_db - condition.snr_db - noise_db) / 20)
-    return samples + (clip * np.float32(scale))[:, None]
-
-
 def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "clean",
                       progress: bool = False) -> dict[str, Any]:
     """Scores and per-utterance predictions of categorical ``model`` on ``utterances`` under ``condition``
@@ -143,7 +124,7 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
     for utterance in tqdm(utterances, desc="evaluate", unit="utt", disable=not progress):
         samples, rate = read_audio(utterance.path)
         if parsed.kind == "snr":
-            samples = _with_noise(samples, rate, parsed, utterance.id)
+            samples = mix_at_snr(samples, rate, parsed.noise, parsed.snr_db, utterance.id)
         if utterance.speaker not in streams:
             streams[utterance.speaker] = model.new_stream()
         probabilities = predict_whole(model, samples * gain, rate, stream=streams[utterance.speaker]).probabilities

@@ -63,11 +63,13 @@ __all__ = [
     "CorpusConfig",
     "EffectSpec",
     "ExperimentConfig",
+    "NoisyConfig",
     "ProtocolConfig",
     "TrainSection",
     "arm_train_overrides",
     "corpus_config",
     "deep_merge",
+    "experiment_test_sets",
     "load_experiment",
 ]
 
@@ -111,12 +113,29 @@ class BankConfig:
 
 
 @dataclass(frozen=True)
+class NoisyConfig:
+    """``corpus.noisy``: noisy copies of the corpus as extra test sets (Latif et al.'s noisy tests), one per
+    SNR in ``snr_db``, named ``snr<dB>``; the category of each utterance's noise drawn from ``noises``
+    (categories that need no speech; :mod:`ser_robot.eval.noisy_twin`), seeded by ``seed``."""
+
+    snr_db: tuple[float, ...] = setting((0.0, 10.0, 20.0), min_items=1, unique=True, min=-20, max=60)
+    noises: tuple[str, ...] = setting(("kitchen_standin", "park_standin", "traffic_standin"), min_items=1,
+                                      unique=True, nonempty=True)
+    seed: int = setting(0, min=0)
+
+    @property
+    def test_sets(self) -> tuple[str, ...]:
+        return tuple(f"snr{snr:g}" for snr in self.snr_db)
+
+
+@dataclass(frozen=True)
 class CorpusConfig:
     """The corpus: a manifest, or ``synth`` settings (``speakers``, ``sentences``, ``seed``) to generate.
 
     ``robot``: the robot-twin manifest (``None``: simulated with ``sim_config`` and ``sim_seed``).
     ``noise_bank``, ``rir_bank``: the banks built into the cache for training augmentation (the
-    simulator draws its held-out test clips from the same noise bank).
+    simulator draws its held-out test clips from the same noise bank). ``noisy``: noisy test copies
+    (:class:`NoisyConfig`; ``None``: none).
     """
 
     manifest: str | None = setting(None, nonempty=True)
@@ -127,6 +146,7 @@ class CorpusConfig:
     noise_bank: BankConfig = setting(default_factory=BankConfig,
                                      keys=("seed", "seconds_per_clip", "clips_per_category"))
     rir_bank: BankConfig = setting(default_factory=BankConfig, keys=("seed", "count"))
+    noisy: NoisyConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -182,7 +202,7 @@ class EffectSpec:
     b: str = setting(nonempty=True)
     description: str = ""
     metric: str = setting("uar", choices=("uar", "accuracy", "macro_f1"))
-    test_set: str = setting("clean", choices=TEST_SETS)
+    test_set: str = setting("clean", nonempty=True)  # clean, robot or a noisy test set (snr0 ...)
     expected: str = setting("higher", choices=("higher", "lower", "not lower"))
     paper: str = ""
 
@@ -235,7 +255,9 @@ class ExperimentConfig:
         data = self.to_dict()
         for key in ("name", "source", "description", "tables", "effects"):
             data.pop(key, None)
-        if not data["protocol"]["unlabelled_sessions"]:  # keys added later: absent at their defaults
+        if data["corpus"]["noisy"] is None:  # keys added later: absent at their defaults
+            del data["corpus"]["noisy"]
+        if not data["protocol"]["unlabelled_sessions"]:
             del data["protocol"]["unlabelled_sessions"]
         for arm in data["arms"]:
             if not arm["unlabelled"]:
@@ -272,6 +294,15 @@ def corpus_config(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
     if corpus.robot is not None and corpus.manifest is None:
         raise ConfigError(f"{name}: 'robot' (a twin manifest) goes with 'manifest'; a synth corpus's twin is "
                           "simulated into the cache")
+
+    if corpus.noisy is not None:
+        from ser_robot.eval.noisy_twin import speech_free_categories
+
+        usable = speech_free_categories()
+        unusable = [noise for noise in corpus.noisy.noises if noise not in usable]
+        if unusable:
+            raise ConfigError(f"{name}: noisy.noises {unusable} need speech or do not exist; use categories that "
+                              f"need no speech: {', '.join(usable)}")
 
     def resolve(value: str | None) -> str | None:
         return None if value is None else str(resolve_input(value, base))
@@ -349,6 +380,12 @@ def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) 
                               f"{getattr(aug, key)}; add overrides: {{augmentation: {{{key}: 0}}}}")
 
 
+def experiment_test_sets(experiment: ExperimentConfig) -> tuple[str, ...]:
+    """The test sets every job of ``experiment`` is scored on: clean, robot, then the noisy ones."""
+    noisy = experiment.corpus.noisy
+    return TEST_SETS + (noisy.test_sets if noisy is not None else ())
+
+
 def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     """Read and validate an experiment YAML; raises :class:`ConfigError` naming the file and key.
 
@@ -405,6 +442,10 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         if not full or not any(a.removed for a in arms):
             raise ConfigError(f"{where}: table2 (the ablation) needs a categorical arm with full augmentation "
                               "(removed: null) and at least one arm with 'removed' set")
+    for effect in effects:
+        if effect.test_set not in experiment_test_sets(experiment):
+            raise ConfigError(f"{where}: effect {effect.name!r} reads test set {effect.test_set!r}; this experiment's "
+                              f"test sets are {list(experiment_test_sets(experiment))}")
     for arm in arms:
         if arm.unlabelled and not experiment.protocol.unlabelled_sessions:
             raise ConfigError(f"{where}: arm {arm.name!r} says unlabelled: true but protocol.unlabelled_sessions "

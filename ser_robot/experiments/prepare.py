@@ -6,6 +6,7 @@ Layout of the cache folder (``cache:`` in the experiment, default ``out/corpora`
     synth_<speakers>x<sentences>_s<seed>/robot_<sim>_s<seed>/     its robot twin (ser-robot simulate-robot)
     noise_bank_s<seed>_<clips>x<seconds>s/                         noise bank without babble categories
     rir_bank_<count>_s<seed>/                                      two-ear RIR bank
+    synth_.../noisy_snr<dB>_<noises>_s<seed>/                      noisy test copy (corpus.noisy)
 
 Each step is skipped when its output is present (the corpus: ``corpus.json`` with the same
 settings; the twin: ``sim_config.yaml`` with the same source and seed; the banks are cached by
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 
@@ -33,14 +34,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PreparedData:
-    """Paths of a prepared experiment: the clean ``manifest``, its ``robot`` twin, the two banks, and the
-    ``cache`` folder that holds them (augmentation banks go to its ``banks/``)."""
+    """Paths of a prepared experiment: the clean ``manifest``, its ``robot`` twin, the two banks, the
+    ``cache`` folder that holds them (augmentation banks go to its ``banks/``) and the ``noisy`` test
+    copies by test-set name (``snr0`` ...)."""
 
     manifest: pathlib.Path
     robot: pathlib.Path
     noise_bank: pathlib.Path
     rir_bank: pathlib.Path
     cache: pathlib.Path
+    noisy: dict[str, pathlib.Path] = field(default_factory=dict)
 
 
 def _number(value: float) -> str:
@@ -97,8 +100,16 @@ def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int
             log.info("simulating the robot twin into %s", twin)
             simulate_robot(manifest, twin, config_path=corpus.sim_config, noise_bank=bank, seed=corpus.sim_seed,
                            workers=workers, progress=progress)
+    noisy = {}
+    if corpus.noisy is not None:
+        from ser_robot.eval.noisy_twin import noisy_twin
+
+        tag = "+".join(n.removesuffix("_standin") for n in corpus.noisy.noises)
+        for name, snr in zip(corpus.noisy.test_sets, corpus.noisy.snr_db):
+            noisy[name] = noisy_twin(manifest, folder / f"noisy_{name}_{tag}_s{corpus.noisy.seed}", snr,
+                                     corpus.noisy.noises, corpus.noisy.seed, progress).resolve()
     return PreparedData(manifest=manifest.resolve(), robot=robot.resolve(), noise_bank=noise_dir, rir_bank=rir_dir,
-                        cache=root)
+                        cache=root, noisy=noisy)
 
 
 def _short_hash(text: str) -> str:

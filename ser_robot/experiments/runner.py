@@ -90,6 +90,7 @@ class JobSpec:
     job_dir: str
     threads: int
     fingerprint: str
+    noisy: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -175,6 +176,9 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                               f"e.g. {missing[:3]}; simulate it again from {prepared.manifest}")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     corpus_key = {"manifest": manifest_path, "robot": str(prepared.robot)}
+    noisy = {name: str(path) for name, path in prepared.noisy.items()}
+    if noisy:
+        corpus_key["noisy"] = noisy  # type: ignore[assignment]
     jobs = []
     for repetition in range(experiment.protocol.repetitions):
         for index, fold in selected:
@@ -194,7 +198,7 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                     validation=experiment.protocol.validation, manifest=manifest_path,
                     robot=str(prepared.robot), train_config=config_dict,
                     job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
-                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16]))
+                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy))
     return jobs
 
 
@@ -305,7 +309,8 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
     seconds = time.perf_counter() - started
 
     metrics, nonfinite = test_clean_and_robot(result, config, fold.test, _manifest(spec.robot), job_dir,
-                                              where=f"job {spec.job_dir}")
+                                              where=f"job {spec.job_dir}",
+                                              noisy={name: _manifest(path) for name, path in spec.noisy.items()})
     job = {**{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train_config", "job_dir", "threads")},
            "labels": list(result.labels), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "stopped_early": result.stopped_early, "train_seconds": round(seconds, 2),
@@ -318,11 +323,12 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
 
 
 def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_dir: pathlib.Path,
-                         where: str = "") -> tuple[dict[str, Any], dict[str, int]]:
-    """Score a trained ``result`` on the ``test`` manifest (clean) and on the same ids in the ``robot`` twin.
+                         where: str = "", noisy: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Score a trained ``result`` on the ``test`` manifest (clean), on the same ids in the ``robot`` twin and
+    in each ``noisy`` copy (test-set name -> manifest).
 
-    Writes ``predictions_clean.csv`` and ``predictions_robot.csv`` into ``out_dir``; returns
-    ``(metrics per test set, non-finite feature values zeroed per test set)``.
+    Writes ``predictions_<test set>.csv`` into ``out_dir``; returns ``(metrics per test set, non-finite
+    feature values zeroed per test set)``.
     """
     from ser_robot.data.manifest import Manifest
     from ser_robot.features.sets import create_extractor
@@ -331,12 +337,14 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
     from ser_robot.train.features import BatchFeaturizer
     from ser_robot.train.trainer import predict
 
-    robot_by_id = {u.id: u for u in robot}
-    missing = [u.id for u in test if u.id not in robot_by_id]
-    if missing:
-        raise ExperimentError(f"{where}: the robot twin lacks {len(missing)} test utterances (e.g. {missing[0]}); "
-                              "simulate it from the same corpus")
-    robot_part = Manifest([robot_by_id[u.id] for u in test], labels=test.labels)
+    parts = {"clean": test}
+    for name, twin in {"robot": robot, **(noisy or {})}.items():
+        by_id = {u.id: u for u in twin}
+        missing = [u.id for u in test if u.id not in by_id]
+        if missing:
+            raise ExperimentError(f"{where}: the {name} copy lacks {len(missing)} test utterances (e.g. {missing[0]}); "
+                                  "make it from the same corpus")
+        parts[name] = Manifest([by_id[u.id] for u in test], labels=test.labels)
     device = next(result.model.parameters()).device
     featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
                                                      level=config.level_normalization)
@@ -344,7 +352,7 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
     context = DistContext(device=device)
     labels = list(result.labels)
     metrics, nonfinite = {}, {}
-    for name, part in (("clean", test), ("robot", robot_part)):
+    for name, part in parts.items():
         dataset = UtteranceDataset(part, labels, config.sample_rate, cache=False)
         featurizer.nonfinite = 0
         outputs = predict(result.model, featurizer, dataset, config, context)

@@ -283,6 +283,28 @@ def _find(arms: Sequence[Mapping[str, Any]], label: str, head: str, training: st
     return matches[0] if matches else None
 
 
+def test_sets(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The test sets of ``runs``: clean and robot first, then the others (noisy copies) in order of appearance."""
+    present = list(dict.fromkeys(r["test_set"] for r in runs))
+    return [t for t in TEST_SETS if t in present] + [t for t in present if t not in TEST_SETS]
+
+
+def _test_name(test: str) -> str:
+    return TEST_NAMES.get(test, f"{test[3:]} dB SNR" if test.startswith("snr") else test)
+
+
+def test_sets_markdown(runs: Sequence[Mapping[str, Any]], metric: str = "uar") -> str:
+    """One row per arm, one column per test set: ``metric`` mean ± std (MTL-AUG's Tables 2 and 5 side by side)."""
+    summaries = summarise(runs)
+    tests = test_sets(runs)
+    lines = ["| Arm | Model | " + " | ".join(_test_name(t) for t in tests) + " |", "|" + "---|" * (2 + len(tests))]
+    for arm in _arms(runs):
+        cells = [_fmt(summaries[(arm["arm"], t)].metrics.get(metric)) if (arm["arm"], t) in summaries else "–"
+                 for t in tests]
+        lines.append(f"| {arm['arm']} | {arm['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\n{METRIC_NAMES[metric]}, values: {_spread_text(summaries)}.\n"
+
+
 def summary_markdown(runs: Sequence[Mapping[str, Any]]) -> str:
     """Every arm and test set with every metric of its head (mean ± std)."""
     summaries = summarise(runs)
@@ -290,13 +312,13 @@ def summary_markdown(runs: Sequence[Mapping[str, Any]]) -> str:
         METRIC_NAMES[m] for m in CATEGORICAL_METRICS + DIMENSIONAL_METRICS) + " |",
         "|" + "---|" * (7 + len(CATEGORICAL_METRICS) + len(DIMENSIONAL_METRICS))]
     for arm in _arms(runs):
-        for test in TEST_SETS:
+        for test in test_sets(runs):
             summary = summaries.get((arm["arm"], test))
             if summary is None:
                 continue
             cells = [_fmt(summary.metrics.get(m)) for m in CATEGORICAL_METRICS + DIMENSIONAL_METRICS]
             lines.append(f"| {arm['arm']} | {arm['label']} | {arm['head']} | {arm['training']} | "
-                         f"{arm.get('removed') or '–'} | {TEST_NAMES[test]} | {summary.folds} | " + " | ".join(cells) + " |")
+                         f"{arm.get('removed') or '–'} | {_test_name(test)} | {summary.folds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\nValues: {_spread_text(summaries)}.\n"
 
 
@@ -395,7 +417,7 @@ def load_jobs(results_dir: pathlib.Path) -> list[dict[str, Any]]:
 def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Predictions]]:
     """The ``runs.csv`` rows of one job, metrics recomputed from its predictions, and the predictions."""
     rows, predictions = [], {}
-    for test in TEST_SETS:
+    for test in (*TEST_SETS, *(job.get("noisy") or {})):
         path = pathlib.Path(job["dir"]) / f"predictions_{test}.csv"
         if not path.is_file():
             raise ExperimentError(f"job {job['dir']} has no {path.name}; delete the job folder and run the "
@@ -441,6 +463,8 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
     if "table2" in experiment["tables"]:
         parts += ["## Table II: ablation, relative macro-F1 change when one augmentation is removed\n",
                   table2_markdown(runs)]
+    if experiment.get("effects"):
+        parts += [f"## {METRIC_NAMES['uar']} by test set\n", test_sets_markdown(runs)]
     effects = (arm_effects(runs, experiment["effects"]) if experiment.get("effects")
                else lakomkin_effects(runs))
     files.append(write_effects(results_dir / "effects.csv", effects))
