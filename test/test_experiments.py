@@ -177,7 +177,7 @@ def _arm0(data, **changes):
     (lambda d: d["protocol"].update(folds="some"), "'folds' must be 'all', a count"),
     (lambda d: d["protocol"].update(validation="random"), r"'validation' must be one of \['partner'"),
     (lambda d: d["protocol"].update(repetitions=0), "'repetitions' must be an integer >= 1"),
-    (lambda d: d["protocol"].update(scheme="utterance"), r"'scheme' must be one of \['speaker', 'session'\]"),
+    (lambda d: d["protocol"].update(scheme="utterance"), r"'scheme' must be one of \['speaker', 'session', 'cross_corpus'\]"),
     (lambda d: d["protocol"].update(scheme="session"), "no partner is left to validate; use validation: next"),
     (lambda d: d["train"].update(config="nowhere.yaml"), "config 'nowhere.yaml' not found"),
     (lambda d: d.update(tables=["table3"]), r"'tables' must be one of \['table1', 'table2', 'labelled_fraction'\]"),

@@ -227,7 +227,7 @@ def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path, cache):
                                                                    ("clean", "robot", "snr0", "snr20")}
 
 
-@pytest.mark.parametrize("name", ["table7", "fig2", "fig3"])
+@pytest.mark.parametrize("name", ["table3", "table7", "fig2", "fig3"])
 def test_ablation_figure_experiments_run_at_tiny_size(name, tmp_path, cache):
     from ser_robot.experiments import load_experiment, run_experiment
 
@@ -236,6 +236,11 @@ def test_ablation_figure_experiments_run_at_tiny_size(name, tmp_path, cache):
     experiment = load_experiment(path)
     assert result.jobs_run == len(experiment.arms)
     assert all(effect.name in result.markdown for effect in experiment.effects)
+    if name == "table3":  # trained on one corpus, selected and tested on speakers of the other
+        for job in (tmp_path / "results" / "jobs").glob("*/rep0/split0/train/result.json"):
+            fold = __import__("json").loads(job.read_text())["fold"]
+            assert all(s.startswith("s0") for s in fold["train"]) and len(fold["validation"]) == 1
+            assert all(s.startswith("en0") for s in fold["validation"] + fold["test"]) and len(fold["test"]) == 3
     if name == "fig3":
         assert (tmp_path / "results" / "figures" / "labelled_fraction.png").stat().st_size > 10_000
         for job in (tmp_path / "results" / "jobs").glob("*/rep0/*/train/result.json"):

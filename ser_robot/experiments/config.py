@@ -86,7 +86,7 @@ ABLATION_NAMES: dict[str, str] = {"tempo": "-tempo", "gain": "-loudness", "noise
 TABLES: tuple[str, ...] = ("table1", "table2", "labelled_fraction")
 """``table1``/``table2``: Lakomkin et al.'s tables; ``labelled_fraction``: MTL-AUG's Fig. 3 (figures/labelled_fraction.png)."""
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
-SCHEMES: tuple[str, ...] = ("speaker", "session")
+SCHEMES: tuple[str, ...] = ("speaker", "session", "cross_corpus")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")
 MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG"}
 MULTITASK_MODELS: tuple[str, ...] = ("mtl_aug",)
@@ -151,12 +151,15 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class _Synth:
-    """``corpus.synth``: the synthetic corpus to generate (``voices`` kept in the dict only when not ``core``)."""
+    """``corpus.synth``: the synthetic corpus to generate (``voices``, ``first_voice`` and ``first_sentence``
+    kept in the dict only when not at their defaults; see :func:`~ser_robot.data.synth.corpus.generate_corpus`)."""
 
     speakers: int = setting(min=2)
     sentences: int = setting(min=1)
     seed: int = setting(0, min=0)
     voices: str = setting("core", choices=tuple(VOICE_SETS))
+    first_voice: int = setting(0, min=0)
+    first_sentence: int = setting(0, min=0)
 
 
 @dataclass(frozen=True)
@@ -165,13 +168,18 @@ class ProtocolConfig:
     speakers tested), ``validation`` (``partner``/``next``/``none``; the session scheme takes
     ``next``/``none``), ``folds`` (``"all"``, a count, or test speakers/sessions), ``repetitions``.
     ``unlabelled_sessions``: sessions kept out of every fold; their utterances, labels removed, are the
-    unlabelled speech of the arms with ``unlabelled: true`` (MTL-AUG's additional data)."""
+    unlabelled speech of the arms with ``unlabelled: true`` (MTL-AUG's additional data).
+    ``cross_corpus``: train on the whole corpus, select on ``selection_share`` of the experiment's
+    ``target_corpus`` speakers and test on the rest, a new split per repetition
+    (:func:`~ser_robot.data.splits.cross_corpus`, seeded by the repetition; ``validation`` and ``folds``
+    do not apply)."""
 
     scheme: str = setting("speaker", choices=SCHEMES)
     validation: str = setting("partner", choices=VALIDATIONS)
     folds: str | int | tuple[str, ...] = setting("all", check=_folds)
     repetitions: int = setting(1, min=1)
     unlabelled_sessions: tuple[str, ...] = setting((), nonempty=True, unique=True)
+    selection_share: float = setting(0.3, above=0, below=1)
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,7 @@ class ExperimentConfig:
     arms: tuple[ArmConfig, ...]
     tables: tuple[str, ...] = ("table1",)
     effects: tuple[EffectSpec, ...] = ()
+    target: CorpusConfig | None = None
     seed: int = 0
     cache: str = "out/corpora"
     description: str = ""
@@ -257,6 +266,12 @@ class ExperimentConfig:
             data.pop(key, None)
         if data["corpus"]["noisy"] is None:  # keys added later: absent at their defaults
             del data["corpus"]["noisy"]
+        if data["target"] is None:
+            del data["target"]
+        elif data["target"]["noisy"] is None:
+            del data["target"]["noisy"]
+        if self.protocol.scheme != "cross_corpus":
+            del data["protocol"]["selection_share"]
         if not data["protocol"]["unlabelled_sessions"]:
             del data["protocol"]["unlabelled_sessions"]
         for arm in data["arms"]:
@@ -288,9 +303,10 @@ def corpus_config(where: str, data: Any, base: pathlib.Path) -> CorpusConfig:
         raise ConfigError(f"{name}: give exactly one of 'manifest' (a corpus manifest path) or 'synth' "
                           "({speakers, sentences, seed}: generate the synthetic corpus)")
     synth = None
-    if corpus.synth is not None:  # voices absent for the core set: resolved configurations stay as they were
+    if corpus.synth is not None:  # keys at their defaults left out: resolved configurations stay as they were
         spec = dataclasses.asdict(from_mapping(_Synth, corpus.synth, f"{name}: synth"))
-        synth = {key: value for key, value in spec.items() if key != "voices" or value != "core"}
+        defaults = {"voices": "core", "first_voice": 0, "first_sentence": 0}
+        synth = {key: value for key, value in spec.items() if key not in defaults or value != defaults[key]}
     if corpus.robot is not None and corpus.manifest is None:
         raise ConfigError(f"{name}: 'robot' (a twin manifest) goes with 'manifest'; a synth corpus's twin is "
                           "simulated into the cache")
@@ -382,7 +398,7 @@ def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) 
 
 def experiment_test_sets(experiment: ExperimentConfig) -> tuple[str, ...]:
     """The test sets every job of ``experiment`` is scored on: clean, robot, then the noisy ones."""
-    noisy = experiment.corpus.noisy
+    noisy = (experiment.target or experiment.corpus).noisy
     return TEST_SETS + (noisy.test_sets if noisy is not None else ())
 
 
@@ -397,7 +413,8 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         raise ConfigError(f"experiment {path} not found; see training/experiments/ for examples")
     where = str(path)
     data = read_yaml_mapping(path, "experiment")
-    known = ("name", "description", "seed", "cache", "corpus", "protocol", "train", "tables", "effects", "arms")
+    known = ("name", "description", "seed", "cache", "corpus", "target_corpus", "protocol", "train", "tables",
+             "effects", "arms")
     data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
     train = from_mapping(TrainSection, data["train"], f"{where}: train")
@@ -434,6 +451,8 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         source=str(path.resolve()), corpus=corpus_config(where, data["corpus"], base),
         protocol=_protocol(where, data.get("protocol")), train_config=str(train_config),
         train_overrides=train.overrides, arms=arms, tables=tuple(dict.fromkeys(tables)), effects=effects,
+        target=corpus_config(f"{where}: target_corpus", data["target_corpus"], base)
+        if data.get("target_corpus") is not None else None,
         seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),
         cache=check_value("cache", data.get("cache", "out/corpora"), str, where=where, nonempty=True),
         description=str(data.get("description") or "").strip())
@@ -442,6 +461,11 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         if not full or not any(a.removed for a in arms):
             raise ConfigError(f"{where}: table2 (the ablation) needs a categorical arm with full augmentation "
                               "(removed: null) and at least one arm with 'removed' set")
+    if (experiment.protocol.scheme == "cross_corpus") != (experiment.target is not None):
+        raise ConfigError(f"{where}: protocol.scheme cross_corpus and target_corpus go together (the corpus to select "
+                          "and test on, distinct from the training corpus); give both or neither")
+    if experiment.target is not None and experiment.protocol.unlabelled_sessions:
+        raise ConfigError(f"{where}: unlabelled_sessions apply to the session and speaker schemes, not cross_corpus")
     for effect in effects:
         if effect.test_set not in experiment_test_sets(experiment):
             raise ConfigError(f"{where}: effect {effect.name!r} reads test set {effect.test_set!r}; this experiment's "

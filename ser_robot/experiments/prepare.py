@@ -18,6 +18,7 @@ the bank's held-out test clips, training augmentation its training clips
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import pathlib
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 class PreparedData:
     """Paths of a prepared experiment: the clean ``manifest``, its ``robot`` twin, the two banks, the
     ``cache`` folder that holds them (augmentation banks go to its ``banks/``) and the ``noisy`` test
-    copies by test-set name (``snr0`` ...)."""
+    copies by test-set name (``snr0`` ...); ``target``: the same for a cross-corpus experiment's target corpus."""
 
     manifest: pathlib.Path
     robot: pathlib.Path
@@ -44,6 +45,7 @@ class PreparedData:
     rir_bank: pathlib.Path
     cache: pathlib.Path
     noisy: dict[str, pathlib.Path] = field(default_factory=dict)
+    target: PreparedData | None = None
 
 
 def _number(value: float) -> str:
@@ -57,7 +59,11 @@ def prepare_data(experiment: ExperimentConfig, cache: str | pathlib.Path | None 
     ``cache``: folder (default: the experiment's ``cache``, relative to the working directory).
     ``workers``: processes for corpus generation and simulation.
     """
-    return prepare_corpus(experiment.corpus, cache if cache is not None else experiment.cache, workers, progress)
+    cache = cache if cache is not None else experiment.cache
+    prepared = prepare_corpus(experiment.corpus, cache, workers, progress)
+    if experiment.target is not None:  # the cross-corpus selection and test corpus, its robot twin and noisy copies
+        prepared = dataclasses.replace(prepared, target=prepare_corpus(experiment.target, cache, workers, progress))
+    return prepared
 
 
 def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int = 1,
@@ -79,14 +85,17 @@ def prepare_corpus(corpus: CorpusConfig, cache: str | pathlib.Path, workers: int
     if corpus.synth is not None:
         spec = corpus.synth
         voices = spec.get("voices", "core")
-        folder = root / f"synth_{'' if voices == 'core' else voices + '_'}{spec['speakers']}x{spec['sentences']}_s{spec['seed']}"
+        offsets = "".join(f"_{key[6]}{spec[key]}" for key in ("first_voice", "first_sentence") if spec.get(key))
+        folder = root / (f"synth_{'' if voices == 'core' else voices + '_'}{spec['speakers']}x{spec['sentences']}"
+                         f"{offsets}_s{spec['seed']}")
         manifest = folder / "corpus" / "manifest.jsonl"
         if not _corpus_ready(folder / "corpus", spec):
             from ser_robot.data.synth.corpus import generate_corpus
 
             log.info("generating the synthetic corpus into %s", folder / "corpus")
             generate_corpus(folder / "corpus", speakers=spec["speakers"], sentences=spec["sentences"], seed=spec["seed"],
-                            workers=workers, progress=progress, voices=voices)
+                            workers=workers, progress=progress, voices=voices,
+                            first_voice=spec.get("first_voice", 0), first_sentence=spec.get("first_sentence", 0))
     else:
         manifest = pathlib.Path(corpus.manifest)  # type: ignore[arg-type]
         folder = root / f"{manifest.parent.name or 'corpus'}_{_short_hash(str(manifest.resolve()))}"
@@ -127,8 +136,15 @@ def _corpus_ready(folder: pathlib.Path, spec: dict[str, int]) -> bool:
         data = json.loads(settings.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    return (data.get("seed") == spec["seed"] and len(data.get("speakers", [])) == spec["speakers"]
-            and data.get("sentences") == spec["sentences"] and data.get("voices", "core") == spec.get("voices", "core"))
+    from ser_robot.data.synth.corpus import select_voices
+
+    try:
+        voices = [v.id for v in select_voices(spec["speakers"], spec.get("voices", "core"), spec.get("first_voice", 0))]
+    except Exception:  # noqa: BLE001 - an engine missing here: generate_corpus names it
+        return False
+    return (data.get("seed") == spec["seed"] and data.get("speakers") == voices
+            and data.get("sentences") == spec["sentences"] and data.get("voices", "core") == spec.get("voices", "core")
+            and data.get("first_sentence", 0) == spec.get("first_sentence", 0))
 
 
 def _twin_ready(folder: pathlib.Path, manifest: pathlib.Path, noise_bank: pathlib.Path) -> bool:

@@ -91,6 +91,8 @@ class JobSpec:
     threads: int
     fingerprint: str
     noisy: dict[str, str] = field(default_factory=dict)
+    target: str = ""
+    selection_share: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -124,6 +126,15 @@ def experiment_folds(manifest: Any, scheme: str, validation: str) -> list[Any]:
     if scheme == "session":
         return leave_one_session_out(manifest, validation=validation)
     return leave_one_speaker_out(manifest, validation=validation)
+
+
+def job_fold(spec: JobSpec) -> Any:
+    """The fold a job trains and tests (its scheme's fold ``fold_index``; cross-corpus: split ``fold_index``)."""
+    if spec.scheme == "cross_corpus":
+        from ser_robot.data.splits import cross_corpus
+
+        return cross_corpus(_manifest(spec.manifest), _manifest(spec.target), spec.selection_share, seed=spec.fold_index)
+    return experiment_folds(_manifest(spec.manifest), spec.scheme, spec.validation)[spec.fold_index]
 
 
 def _fold_key(fold: Any, scheme: str) -> str:
@@ -168,21 +179,32 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
     manifest_path, unlabelled_path = str(prepared.manifest), None
     if experiment.protocol.unlabelled_sessions:
         manifest, manifest_path, unlabelled_path = _split_unlabelled(experiment, manifest, prepared.manifest)
-    robot_ids = {u.id for u in read_manifest(prepared.robot, check_files=False)}
-    selected = _select_folds(experiment, manifest)
-    missing = sorted({u.id for _, fold in selected for u in fold.test} - robot_ids)
+    tested = prepared.target or prepared  # where the test utterances come from
+    cross = experiment.protocol.scheme == "cross_corpus"
+    if cross:
+        from ser_robot.data.splits import cross_corpus
+
+        target = read_manifest(tested.manifest, check_files=False)
+        share = experiment.protocol.selection_share
+        splits = [(r, cross_corpus(manifest, target, share, seed=r)) for r in range(experiment.protocol.repetitions)]
+    else:
+        selected = _select_folds(experiment, manifest)
+    robot_ids = {u.id for u in read_manifest(tested.robot, check_files=False)}
+    missing = sorted({u.id for _, fold in (splits if cross else selected) for u in fold.test} - robot_ids)
     if missing:
-        raise ExperimentError(f"the robot twin {prepared.robot} lacks {len(missing)} test utterance(s) of the corpus, "
-                              f"e.g. {missing[:3]}; simulate it again from {prepared.manifest}")
+        raise ExperimentError(f"the robot twin {tested.robot} lacks {len(missing)} test utterance(s) of the corpus, "
+                              f"e.g. {missing[:3]}; simulate it again from {tested.manifest}")
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    corpus_key = {"manifest": manifest_path, "robot": str(prepared.robot)}
-    noisy = {name: str(path) for name, path in prepared.noisy.items()}
+    corpus_key = {"manifest": manifest_path, "robot": str(tested.robot)}
+    noisy = {name: str(path) for name, path in tested.noisy.items()}
     if noisy:
         corpus_key["noisy"] = noisy  # type: ignore[assignment]
+    if cross:
+        corpus_key["target"] = str(tested.manifest)
     jobs = []
     for repetition in range(experiment.protocol.repetitions):
-        for index, fold in selected:
-            speaker = "+".join(fold.test.speakers)
+        for index, fold in ([splits[repetition]] if cross else selected):
+            speaker = f"split{index}" if cross else "+".join(fold.test.speakers)
             for arm in experiment.arms:
                 overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
                                                 str(prepared.rir_bank))
@@ -196,9 +218,11 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                     removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
                     fold=fold.name, test_speaker=speaker, scheme=experiment.protocol.scheme,
                     validation=experiment.protocol.validation, manifest=manifest_path,
-                    robot=str(prepared.robot), train_config=config_dict,
+                    robot=str(tested.robot), train_config=config_dict,
                     job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
-                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy))
+                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy,
+                    target=str(tested.manifest) if cross else "",
+                    selection_share=experiment.protocol.selection_share if cross else 0.0))
     return jobs
 
 
@@ -252,7 +276,7 @@ def prepare_banks(jobs: list[JobSpec], workers: int = 1, progress: bool = True) 
         if aug.mode != "bank":
             continue
         manifest = _manifest(aug.bank_manifest)
-        fold = experiment_folds(_manifest(job.manifest), job.scheme, job.validation)[job.fold_index]
+        fold = job_fold(job)
         forbidden = [*fold.validation.speakers, *fold.test.speakers]
         check_no_leak(fold.train, forbidden, babble_speakers(aug), f"of job {job.job_dir}")
         identity = (json.dumps(dataclasses.asdict(aug), sort_keys=True), config.feature_set, config.level_normalization)
@@ -267,7 +291,7 @@ def prepare_banks(jobs: list[JobSpec], workers: int = 1, progress: bool = True) 
     return list(banks.values())
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)
 def _manifest(path: str) -> Any:
     from ser_robot.data.manifest import read_manifest
 
@@ -293,7 +317,7 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
 
     job_dir = pathlib.Path(spec.job_dir)
     train_dir = job_dir / "train"
-    fold = experiment_folds(_manifest(spec.manifest), spec.scheme, spec.validation)[spec.fold_index]
+    fold = job_fold(spec)
     if fold.name != spec.fold:
         raise ExperimentError(f"job {spec.job_dir}: fold {spec.fold_index} of the corpus is now {fold.name!r}, the "
                               f"job was planned for {spec.fold!r}; the corpus changed, run the experiment again")

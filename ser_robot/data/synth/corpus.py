@@ -43,12 +43,14 @@ class _Job:
     path: pathlib.Path
 
 
-def select_voices(count: int, voices: str = "core") -> list[Voice]:
-    """The first ``count`` voices of the set ``voices`` (whole sessions first), all engines installed."""
+def select_voices(count: int, voices: str = "core", first: int = 0) -> list[Voice]:
+    """``count`` voices of the set ``voices`` from its voice ``first`` on (whole sessions first), all engines
+    installed."""
     pool = voice_set(voices)
-    if not 1 <= count <= len(pool):
-        raise DataError(f"--speakers must be between 1 and {len(pool)} (the {voices!r} voice set), got {count}")
-    chosen = list(pool[:count])
+    if not 0 <= first < len(pool) or not 1 <= count <= len(pool) - first:
+        raise DataError(f"--speakers must be between 1 and {len(pool) - min(first, len(pool))} (the {voices!r} voice "
+                        f"set has {len(pool)} voices, from voice {first} on), got {count}")
+    chosen = list(pool[first: first + count])
     missing = sorted({voice.engine for voice in chosen} - {voice.engine for voice in available_voices()})
     if missing:
         raise DataError(f"TTS engine(s) {missing} not installed: run make setup (Debian packages espeak-ng, flite)")
@@ -88,21 +90,25 @@ def generate_corpus(
     progress: bool = True,
     only_speakers: Sequence[str] | None = None,
     voices: str = "core",
+    first_voice: int = 0,
+    first_sentence: int = 0,
 ) -> Manifest:
     """Generate ``speakers x sentences x len(emotions)`` utterances under ``out``; returns the manifest.
 
     ``workers``: processes (default: all CPUs). Existing files of the same ids are replaced.
     ``only_speakers``: render only these of the ``speakers`` voices (ids such as ``s06f_rp_f1``);
     each utterance is the same as in the full corpus. ``voices``: the voice set (``core`` or
-    ``diverse``).
+    ``diverse``). ``first_voice``, ``first_sentence``: start at this voice of the set and this sentence of
+    each language's list, so that a second corpus has voices and sentences the first never used (a
+    cross-corpus test; with another ``seed`` its prosody draws differ too).
     """
     from tqdm import tqdm
 
-    chosen = select_voices(speakers, voices)
-    available = min(len(sentences_for(voice.language)) for voice in chosen)
-    if not 1 <= sentences <= available:
-        raise DataError(f"--sentences must be between 1 and {available} (the sentences every chosen voice's "
-                        f"language has), got {sentences}")
+    chosen = select_voices(speakers, voices, first_voice)
+    available = min(len(sentences_for(voice.language)) for voice in chosen) - first_sentence
+    if first_sentence < 0 or not 1 <= sentences <= available:
+        raise DataError(f"--sentences must be between 1 and {max(available, 0)} (the sentences every chosen voice's "
+                        f"language has from sentence {first_sentence} on), got {sentences}")
     unknown = sorted(set(emotions) - set(EMOTIONS))
     if unknown or not emotions:
         raise DataError(f"unknown class(es) {unknown or emotions!r}; the classes are {list(EMOTIONS)}")
@@ -115,7 +121,7 @@ def generate_corpus(
         chosen = [voice for voice in chosen if voice.id in set(only_speakers)]
     jobs = [
         _Job(voice, index, emotion, seed, out / "wav" / voice.id / f"{voice.id}_{index:03d}_{emotion}.wav")
-        for voice in chosen for index in range(sentences) for emotion in emotions
+        for voice in chosen for index in range(first_sentence, first_sentence + sentences) for emotion in emotions
     ]
     workers = max(1, workers or os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), desc="synth-corpus", unit="utt", disable=not progress)
@@ -133,7 +139,7 @@ def generate_corpus(
     manifest = Manifest(sorted(utterances, key=lambda u: u.id), labels=EMOTIONS)
     write_manifest(out / "manifest.jsonl", manifest)
     settings = {"corpus": CORPUS_NAME, "seed": seed, "voices": voices, "speakers": [v.id for v in chosen],
-                "sentences": sentences,
+                "sentences": sentences, **({"first_sentence": first_sentence} if first_sentence else {}),
                 "classes": list(emotions), "sample_rate": SAMPLE_RATE, "utterances": len(manifest)}
     (out / "corpus.json").write_text(json.dumps(settings, indent=2) + "\n")
     return manifest
