@@ -96,3 +96,29 @@ def test_a_wrong_build_file_is_refused_naming_the_key(tmp_path, change, message)
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(ConfigError, match=message):
         load_model_build(path)
+
+
+def test_mtl_aug_builds_through_the_same_recipe(tmp_path):
+    """training/mtl_aug_model.yaml at tiny size: the multitask trainer inside build-model, with the level
+    normaliser on its training features, scored on the same held-out sets and served by the inference path."""
+    recipe = yaml.safe_load((ROOT / "training/mtl_aug_model.yaml").read_text())
+    recipe["cache"] = str(tmp_path / "cache")
+    recipe["corpus"]["synth"]["sentences"] = 1
+    recipe["corpus"]["noise_bank"] = {"seed": 0, "seconds_per_clip": 2.0, "clips_per_category": 4}
+    recipe["corpus"]["rir_bank"] = {"seed": 0, "count": 8}
+    recipe["train"]["config"] = str(ROOT / recipe["train"]["config"])
+    recipe["train"]["overrides"].update(epochs=1, model_hyper={"segment_frames": 300, "channels": [4, 8],
+                                                               "kernel_sizes": [5, 3]})
+    config = tmp_path / "build.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    result = ser_robot("build-model", str(config), "--out", str(tmp_path / "model"), "--work", str(tmp_path / "work"),
+                       "--workers", "2", timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert report["model"] == "mtl_aug" and report["level_normalization"] == "agc"
+    assert {"engine flite / robot", "language de / clean", "voices / clean"} <= set(report["metrics"])
+    assert report["calibration"]["fitted_on"] == report["fold"]["validation"]
+    model = EmotionModel(tmp_path / "model" / "model.pt", "cpu")
+    assert model.feature_set == "logmel_mtl_aug" and model.backend == "onnxruntime"
+    assert "augmentation-type classification" in (tmp_path / "model" / "MODEL_CARD.md").read_text()
+

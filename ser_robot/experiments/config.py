@@ -52,6 +52,7 @@ from typing import Any
 from ser_robot.config_io import check_keys, check_value, deep_merge, from_mapping, read_yaml_mapping, setting
 from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
+from ser_robot.train.config import MULTITASK_MODELS
 
 __all__ = [
     "ABLATIONS",
@@ -89,8 +90,7 @@ VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session", "cross_corpus")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")
 MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG"}
-MULTITASK_MODELS: tuple[str, ...] = ("mtl_aug",)
-"""Models trained by :mod:`ser_robot.train.multitask` (their augmentations are its ``multitask`` section)."""
+
 
 
 def _folds(key: str, value: Any) -> str | int | tuple[str, ...]:

@@ -55,6 +55,7 @@ __all__ = [
     "MONITORS",
     "AugmentationConfig",
     "MULTITASK_AUGMENTATIONS",
+    "MULTITASK_MODELS",
     "MultitaskConfig",
     "TrainConfig",
     "load_train_config",
@@ -80,6 +81,9 @@ NORMALIZATIONS: tuple[str, ...] = ("global", "speaker")
 _BANK_ONLY = {"level_normalization": "off", "normalization": "global"}
 """Keys whose non-default values need ``augmentation.mode: bank`` (features rendered once, as live)."""
 MULTITASK_AUGMENTATIONS: tuple[str, ...] = ("speed", "specaugment", "mixup")
+MULTITASK_MODELS: tuple[str, ...] = ("mtl_aug",)
+"""Models trained by :mod:`ser_robot.train.multitask`: they render their features once per utterance
+themselves, so ``level_normalization`` needs no bank for them."""
 DIMENSIONAL_LOSSES: tuple[str, ...] = ("mse", "ccc")
 
 
@@ -212,7 +216,7 @@ class TrainConfig:
         allowed = _CATEGORICAL_MONITORS if self.head == "categorical" else _DIMENSIONAL_MONITORS
         check_value("monitor", self.monitor, str, choices=("auto",) + allowed)
         changed = [key for key, default in _BANK_ONLY.items() if getattr(self, key) != default]
-        if changed and self.augmentation.mode != "bank":
+        if changed and self.augmentation.mode != "bank" and self.model not in MULTITASK_MODELS:
             raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
                               "node computes them); set augmentation.mode: bank")
 
