@@ -87,6 +87,27 @@ def test_the_loss_weights_are_eq3_and_eq6():
     torch.testing.assert_close(losses["total"], expected)
 
 
+def test_mixed_precision_step_keeps_float32_losses():
+    """The training step under bf16 autocast (on CUDA the trainer's; here on the CPU): finite float32 losses,
+    gradients for every parameter that a labelled batch trains."""
+    model = small().train()
+    x, lengths = torch.randn(4, 30, BANDS), torch.tensor([30, 25, 20, 12])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.multitask(x, lengths)
+    losses = model.objective(out, torch.eye(4), torch.ones(4, dtype=torch.bool), torch.arange(4), torch.arange(4))
+    assert all(v.dtype == torch.float32 and bool(torch.isfinite(v)) for v in losses.values())
+    losses["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_with_mixed_precision(fold, tmp_path):
+    from ser_robot.train.trainer import train
+
+    result = train(_config(epochs=1, device="cuda", amp_dtype="fp16"), fold, out_dir=tmp_path, progress=False)
+    assert next(result.model.parameters()).is_cuda and np.isfinite(result.history[0]["train_loss"])
+
+
 def test_bad_configurations_are_named():
     with pytest.raises(ConfigError, match="categorical head only"):
         MtlAug(BANDS, "dimensional", None, **{**load_model_config("mtl_aug").hyper, **SMALL})

@@ -22,7 +22,8 @@ validation part every epoch counts as an improvement and the last is kept.
 
 Reproducibility as in the trainer: the item types and the batch order depend on ``(seed, epoch)``, the
 augmentation draws on ``(seed, epoch, step)``; ``last.pt`` resumes to the uninterrupted result. One
-process (no DDP); mixed precision on CUDA as in the trainer.
+process (no DDP); mixed precision on CUDA as in the trainer (the forward under autocast, the losses in
+float32, a GradScaler for fp16).
 """
 
 from __future__ import annotations
@@ -193,8 +194,10 @@ def train_multitask(config: TrainConfig, fold: Fold, *, out_dir: str | pathlib.P
     if config.augmentation.enabled or config.normalization != "global":
         raise ConfigError(f"model {config.model!r} draws its own augmentations (the multitask section) and "
                           "normalises globally; set augmentation.kind: none and normalization: global")
-    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if config.device == "auto" else config.device)
+    if config.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(config.device)
     with deterministic_mode(config.deterministic, device):
         return _train_multitask(config, fold, device, out_dir, resume, progress)
 
@@ -226,6 +229,8 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
     normalizer = _normalizer(store, names)
     featurizer = BatchFeaturizer(extractor, normalizer, level=config.level_normalization).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    use_scaler = device.type == "cuda" and config.amp and config.amp_dtype == "fp16"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     base = checkpoint_base(config, fold, labels, names, extractor.sample_rate, normalizer)
     base["train_utterances"] = {"labelled": labelled_count, "unlabelled": len(store.labels) - labelled_count}
 
@@ -240,6 +245,8 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"]["state"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
         set_rng_state(checkpoint["rng"])
         start, history, best = int(checkpoint["epoch"]), list(checkpoint["history"]), dict(checkpoint["best"])
         bad, stopped = int(checkpoint["early_stop"]["bad_epochs"]), bool(checkpoint["early_stop"]["stopped"])
@@ -262,10 +269,12 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
                 output = model.multitask(batch["features"], batch["lengths"])
             losses = model.objective(output, batch["targets"], batch["labelled"], batch["hard"], batch["types"])
             optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
+            scaler.scale(losses["total"]).backward()
+            scaler.unscale_(optimizer)
             if config.clip > 0:
                 torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(items)
             count += len(items)
@@ -305,7 +314,8 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
                                                   "epoch": epoch + 1, "best_validation": report, "history": history})
             save_checkpoint(out / "last.pt", {
                 **base, "kind": "last", "model": entry(model.state_dict()), "epoch": epoch + 1,
-                "optimizer": optimizer.state_dict(), "scheduler": None, "scaler": None, "rng": get_rng_state(),
+                "optimizer": optimizer.state_dict(), "scheduler": None,
+                "scaler": scaler.state_dict() if use_scaler else None, "rng": get_rng_state(),
                 "early_stop": {"bad_epochs": bad, "stopped": stopped}, "best": best, "history": history})
 
     if best["state"] is None:

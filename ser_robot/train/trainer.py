@@ -414,7 +414,7 @@ def _write_outputs(out_dir: pathlib.Path, config: TrainConfig, result: dict[str,
 
 def _prefixed(entry: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
-    for key in ("validation", "augmented"):
+    for key in ("validation", "augmented", "losses"):
         for name, value in (entry.get(key) or {}).items():
             out[f"{key}/{name}"] = value
     return out
