@@ -336,7 +336,8 @@ def cmd_synth_corpus(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     manifest = generate_corpus(args.out, speakers=args.speakers, sentences=args.sentences, seed=args.seed,
-                               workers=args.workers, voices=args.voices)
+                               workers=args.workers, voices=args.voices, first_voice=args.first_voice,
+                               first_sentence=args.first_sentence)
     hours = manifest.total_duration_s() / 3600
     print(f"{len(manifest)} utterances, {len(manifest.speakers)} speakers, {hours:.2f} h of speech "
           f"in {time.monotonic() - start:.0f} s; manifest: {args.out}/manifest.jsonl")
@@ -566,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "and flite, English, German, French, Spanish: the default model's)")
     p.add_argument("--sentences", type=int, default=100, help="sentences per speaker and class (default 100)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first-voice", type=int, default=0,
+                   help="start at this voice of the set (a second corpus with other voices, e.g. cross-corpus tests)")
+    p.add_argument("--first-sentence", type=int, default=0,
+                   help="start at this sentence of each language's list (a second corpus with other sentences)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     p.set_defaults(func=cmd_synth_corpus)
 

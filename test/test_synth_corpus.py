@@ -12,6 +12,7 @@ import soundfile
 import torch
 
 from conftest import ser_robot
+from ser_robot.errors import DataError
 from ser_robot.eval.describe import describe_samples
 from ser_robot.data.manifest import EMOTIONS, read_manifest
 from ser_robot.data.synth.corpus import generate_corpus
@@ -199,3 +200,18 @@ def test_prosodic_baseline_runs_leave_one_speaker_out(corpus):
     result = prosodic_baseline(manifest, describe_manifest(manifest, progress=False))
     assert [fold["speaker"] for fold in result["folds"]] == manifest.speakers
     assert 0.0 <= result["summary"]["uar"].mean <= 1.0 and result["summary"]["uar"].n == SPEAKERS
+
+
+def test_a_second_corpus_shares_no_voice_and_no_sentence(tmp_path):
+    """first_voice and first_sentence give a distinct corpus (a cross-corpus test), not a split of the first."""
+    from ser_robot.data.synth.corpus import generate_corpus
+
+    first = generate_corpus(tmp_path / "a", speakers=2, sentences=1, seed=0, workers=1, progress=False,
+                            voices="diverse", emotions=("neutral",))
+    second = generate_corpus(tmp_path / "b", speakers=2, sentences=1, seed=1, workers=1, progress=False,
+                             voices="diverse", emotions=("neutral",), first_voice=8, first_sentence=10)
+    assert not set(first.speakers) & set(second.speakers)
+    assert not {u.text for u in first} & {u.text for u in second}
+    assert [u.id.split("_")[-2] for u in second] == ["010", "010"]
+    with pytest.raises(DataError, match="from sentence 155 on"):
+        generate_corpus(tmp_path / "c", speakers=2, sentences=6, voices="diverse", first_sentence=155, progress=False)
