@@ -584,20 +584,25 @@ def effects_markdown(effects: Sequence[Effect]) -> str:
     for effect in effects:
         lines.append(f"| {effect.name}, {_METRIC_NAMES.get(effect.metric, effect.metric)} | {effect.paper} | "
                      f"{_measured(effect)} | {_p(effect.p_value)} | {effect.verdict} |")
+    ranking = any(effect.metric == "kendall_tau" for effect in effects)
+    margins = sorted({_METRIC_NAMES.get(e.metric, e.metric) for e in effects if e.expected == NOT_LOWER})
     caption = (
         "Unit: one (repetition, fold) pair present in both sides of a comparison (n units); Δ: mean paired "
         "difference, second minus first, in the metric's units (MAE: lower is better); %: relative change of the "
         "means, (second − first) / |first| (pp: change of the gap % in percentage points), the convention of the "
         "Paper column (the paper's improvement % of an MAE is printed with the opposite sign; flipped here). "
         "95 % CI: percentile bootstrap over units (10000 resamples, seeded). p: two-sided paired sign-flip "
-        "permutation test of Δ = 0 (exact when 2^n ≤ 10000; n units cannot give p below 2 / 2^n, 0.0625 for 5); "
-        "for the ranking, Kendall's τ between the measured and the paper's macro-F1 without each augmentation, "
-        "p exact over every ordering. Verdict: *holds* when the CI of Δ (τ) excludes 0 on the paper's side, "
+        "permutation test of Δ = 0 (exact when 2^n ≤ 10000; n units cannot give p below 2 / 2^n, 0.0625 for 5)"
+        + ("; for the ranking, Kendall's τ between the measured and the paper's macro-F1 without each augmentation, "
+           "p exact over every ordering" if ranking else "")
+        + ". Verdict: *holds* when the CI of Δ" + (" (τ)" if ranking else "") + " excludes 0 on the paper's side, "
         "*does not hold* when it excludes 0 on the other side, otherwise *cannot tell at this size*; fewer than "
-        f"{MIN_VERDICT_UNITS} units: cannot tell. The clean-speech claim is non-inferiority: holds when the CI's "
-        f"lower end is above −{NON_INFERIORITY_MARGIN} macro-F1, does not hold when the whole CI is below it. The paper's "
-        "direction is the sign of its own number. With few units the percentile interval is narrow: read *holds* "
-        "as \"(nearly) every unit agrees\", and the p-value beside it. Every number: `effects.csv`.")
+        f"{MIN_VERDICT_UNITS} units: cannot tell."
+        + (f" A claim of no loss is non-inferiority: holds when the CI's lower end is above −{NON_INFERIORITY_MARGIN} "
+           f"({', '.join(margins)}), does not hold when the whole CI is below it." if margins else "")
+        + " The expected direction is the paper's (the sign of its own number, or the experiment's `expected`). With few "
+        "units the percentile interval is narrow: "
+        "read *holds* as \"(nearly) every unit agrees\", and the p-value beside it. Every number: `effects.csv`.")
     return "\n".join(lines) + "\n\n" + caption + "\n"
 
 
