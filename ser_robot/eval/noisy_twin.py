@@ -35,6 +35,13 @@ def speech_free_categories() -> list[str]:
     return [name for name, category in CATEGORIES.items() if not category.needs_speech]
 
 
+def _check_noises(noises: Sequence[str]) -> None:
+    usable = speech_free_categories()
+    for noise in noises:
+        if noise not in usable:
+            raise ConfigError(f"noise {noise!r} cannot be mixed here; use one that needs no speech: {', '.join(usable)}")
+
+
 def mix_at_snr(samples: np.ndarray, rate: int, noise: str, snr_db: float, key: str) -> np.ndarray:
     """``samples`` ``(frames, channels)`` float32 plus a clip of category ``noise`` at ``snr_db`` dB below the
     active level of their channel mean; the clip's seed is ``crc32(key)``."""
@@ -42,9 +49,7 @@ def mix_at_snr(samples: np.ndarray, rate: int, noise: str, snr_db: float, key: s
     from ser_robot.audio.resample import resample
     from ser_robot.data.synth.render import active_level_db
 
-    if noise not in speech_free_categories():
-        raise ConfigError(f"noise {noise!r} cannot be mixed here; use one that needs no speech: "
-                          f"{', '.join(speech_free_categories())}")
+    _check_noises([noise])
     seconds = len(samples) / rate
     clip = generate_noise(noise, category_rng(zlib.crc32(key.encode()), noise, 0), seconds + 0.1).samples
     clip = clip.astype(np.float32)
@@ -68,10 +73,7 @@ def noisy_twin(manifest: str | pathlib.Path, out_dir: str | pathlib.Path, snr_db
     from ser_robot.inference.offline import read_audio
 
     noises = list(noises)
-    for noise in noises:
-        if noise not in speech_free_categories():
-            raise ConfigError(f"noise {noise!r} cannot be mixed here; use one that needs no speech: "
-                              f"{', '.join(speech_free_categories())}")
+    _check_noises(noises)  # before anything is written
     out = pathlib.Path(out_dir)
     source = pathlib.Path(manifest).resolve()
     settings = {"source_manifest": str(source), "snr_db": float(snr_db), "noises": noises, "seed": int(seed)}

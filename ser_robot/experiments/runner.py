@@ -181,16 +181,17 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
         manifest, manifest_path, unlabelled_path = _split_unlabelled(experiment, manifest, prepared.manifest)
     tested = prepared.target or prepared  # where the test utterances come from
     cross = experiment.protocol.scheme == "cross_corpus"
-    if cross:
+    repetitions = range(experiment.protocol.repetitions)
+    if cross:  # repetition r: split r
         from ser_robot.data.splits import cross_corpus
 
         target = read_manifest(tested.manifest, check_files=False)
         share = experiment.protocol.selection_share
-        splits = [(r, cross_corpus(manifest, target, share, seed=r)) for r in range(experiment.protocol.repetitions)]
+        plan = [(r, r, cross_corpus(manifest, target, share, seed=r)) for r in repetitions]
     else:
-        selected = _select_folds(experiment, manifest)
+        plan = [(r, index, fold) for r in repetitions for index, fold in _select_folds(experiment, manifest)]
     robot_ids = {u.id for u in read_manifest(tested.robot, check_files=False)}
-    missing = sorted({u.id for _, fold in (splits if cross else selected) for u in fold.test} - robot_ids)
+    missing = sorted({u.id for _, _, fold in plan for u in fold.test} - robot_ids)
     if missing:
         raise ExperimentError(f"the robot twin {tested.robot} lacks {len(missing)} test utterance(s) of the corpus, "
                               f"e.g. {missing[:3]}; simulate it again from {tested.manifest}")
@@ -202,27 +203,26 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
     if cross:
         corpus_key["target"] = str(tested.manifest)
     jobs = []
-    for repetition in range(experiment.protocol.repetitions):
-        for index, fold in ([splits[repetition]] if cross else selected):
-            speaker = f"split{index}" if cross else "+".join(fold.test.speakers)
-            for arm in experiment.arms:
-                overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
-                                                str(prepared.rir_bank))
-                if arm.unlabelled:
-                    overrides = deep_merge(overrides, {"multitask": {"unlabelled_manifest": unlabelled_path}})
-                config = _with_bank_paths(load_train_config(experiment.train_config, overrides), prepared)
-                config_dict = config.to_dict()
-                key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key}, sort_keys=True)
-                jobs.append(JobSpec(
-                    arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
-                    removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
-                    fold=fold.name, test_speaker=speaker, scheme=experiment.protocol.scheme,
-                    validation=experiment.protocol.validation, manifest=manifest_path,
-                    robot=str(tested.robot), train_config=config_dict,
-                    job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
-                    fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy,
-                    target=str(tested.manifest) if cross else "",
-                    selection_share=experiment.protocol.selection_share if cross else 0.0))
+    for repetition, index, fold in plan:
+        speaker = f"split{index}" if cross else "+".join(fold.test.speakers)
+        for arm in experiment.arms:
+            overrides = arm_train_overrides(experiment, arm, repetition, str(prepared.noise_bank),
+                                            str(prepared.rir_bank))
+            if arm.unlabelled:
+                overrides = deep_merge(overrides, {"multitask": {"unlabelled_manifest": unlabelled_path}})
+            config = _with_bank_paths(load_train_config(experiment.train_config, overrides), prepared)
+            config_dict = config.to_dict()
+            key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key}, sort_keys=True)
+            jobs.append(JobSpec(
+                arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
+                removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
+                fold=fold.name, test_speaker=speaker, scheme=experiment.protocol.scheme,
+                validation=experiment.protocol.validation, manifest=manifest_path,
+                robot=str(tested.robot), train_config=config_dict,
+                job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
+                fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy,
+                target=str(tested.manifest) if cross else "",
+                selection_share=experiment.protocol.selection_share if cross else 0.0))
     return jobs
 
 

@@ -146,21 +146,22 @@ class MtlAug(SerModel):
         """``(B, frames <= padded_frames, bands)`` -> ``(B, padded_frames, bands)``, zeros appended."""
         return F.pad(x, (0, 0, 0, self.padded_frames - x.shape[1]))
 
-    def first_segments(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``(B, padded_frames, bands)``: each utterance's first ``segment_frames`` frames, padding zeroed."""
+    def _valid_only(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``features`` with every frame at or beyond its utterance's length set to 0 (checked inputs)."""
         self._check_inputs(features, lengths)
         keep = lengths_to_mask(lengths.to(features.device), features.shape[1])[..., None]
-        x = torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
-        return self._padded(x[:, : self.hyper["segment_frames"]])
+        return torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
+
+    def first_segments(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, padded_frames, bands)``: each utterance's first ``segment_frames`` frames, padding zeroed."""
+        return self._padded(self._valid_only(features, lengths)[:, : self.hyper["segment_frames"]])
 
     def segments(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every utterance cut into consecutive segments: ``((N, padded_frames, bands), owner (N,) int64)``,
         ``owner[n]`` the utterance of segment ``n``; ``ceil(length / segment_frames)`` segments each."""
-        self._check_inputs(features, lengths)
         size = self.hyper["segment_frames"]
+        x = self._valid_only(features, lengths)
         lengths = lengths.to(features.device)
-        keep = lengths_to_mask(lengths, features.shape[1])[..., None]
-        x = torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
         counts = torch.div(lengths + size - 1, size, rounding_mode="floor")
         most = int(counts.max())
         x = F.pad(x, (0, 0, 0, max(0, most * size - x.shape[1])))[:, : most * size]

@@ -60,6 +60,7 @@ from ser_robot.train.trainer import (
     _write_outputs,
     batch_generator,
     checkpoint_base,
+    checkpoint_model_entry,
     deterministic_mode,
     evaluate,
     feature_batches,
@@ -235,9 +236,7 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
     base["train_utterances"] = {"labelled": labelled_count, "unlabelled": len(store.labels) - labelled_count}
 
     def entry(state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        return {"name": config.model, "hparams": to_plain(hparams), "config": to_plain(model.config),
-                "state": {k: v.detach().cpu() for k, v in state.items()}, "head": "categorical",
-                "num_outputs": len(labels), "num_features": len(names)}
+        return checkpoint_model_entry(config, hparams, model, state, len(labels), len(names))
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "metric": None, "state": None, "validation": None}

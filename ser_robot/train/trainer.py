@@ -96,7 +96,7 @@ from ser_robot.train.features import (
     gather_statistics,
 )
 
-__all__ = ["TrainResult", "batch_generator", "checkpoint_base", "deterministic_mode", "evaluate", "feature_batches",
+__all__ = ["TrainResult", "batch_generator", "checkpoint_base", "checkpoint_model_entry", "deterministic_mode", "evaluate", "feature_batches",
            "predict", "predict_features", "train"]
 
 log = logging.getLogger(__name__)
@@ -381,6 +381,14 @@ def _normalization_entry(config: TrainConfig) -> dict[str, Any]:
     return entry
 
 
+def checkpoint_model_entry(config: TrainConfig, hparams: Mapping[str, Any], model: torch.nn.Module,
+                           state: Mapping[str, torch.Tensor], num_outputs: int, num_features: int) -> dict[str, Any]:
+    """A checkpoint's ``model`` entry: name, hyper-parameters, the model's rebuild config, weights ``state``."""
+    return {"name": config.model, "hparams": to_plain(hparams), "config": to_plain(model.config),
+            "state": {k: v.detach().cpu() for k, v in state.items()}, "head": config.head,
+            "num_outputs": num_outputs, "num_features": num_features}
+
+
 def checkpoint_base(config: TrainConfig, fold: Fold, labels: tuple[str, ...], names: tuple[str, ...],
                     feature_rate: int, normalizer: FeatureNormalizer) -> dict[str, Any]:
     """What every checkpoint of a run holds besides its weights and state (format, labels, features, fold)."""
@@ -561,9 +569,7 @@ class _Run:
         return self.out / "last.pt" if self.write and self.out is not None else None
 
     def model_entry(self, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        return {"name": self.config.model, "hparams": to_plain(self.hparams), "config": to_plain(self.model.config),
-                "state": {k: v.detach().cpu() for k, v in state.items()}, "head": self.config.head,
-                "num_outputs": self.num_outputs, "num_features": len(self.names)}
+        return checkpoint_model_entry(self.config, self.hparams, self.model, state, self.num_outputs, len(self.names))
 
 
 def _train(config: TrainConfig, fold: Fold, context: DistContext, factory: ModelFactory,
