@@ -91,6 +91,11 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory):
                 config = load_train_config(ROOT / "config/train/mtl_aug.yaml", {
                     "epochs": 1, "batch_size": 8, "model_hyper": {"segment_frames": 300, "channels": [4, 8],
                                                                   "kernel_sizes": [5, 3]}})
+            elif model == "densenet_lstm_highway":  # narrow, 1.28 s segments: a 3 s window averages three
+                config = load_train_config(ROOT / "config/train/latif2020.yaml", {
+                    "epochs": 1, "batch_size": 8, "multitask": {"augmentations": ["speed", "mixup"]},
+                    "model_hyper": {"segment_frames": 128, "stem_channels": 8, "growth": 4, "blocks": [2, 2],
+                                    "lstm_units": 16, "dense_units": 16}})
             else:
                 config = load_train_config(ROOT / "config/train/lakomkin.yaml", {
                     "model": model, "feature_set": feature_set, "epochs": 1, "workers": 0, "batch_size": 8,

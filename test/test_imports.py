@@ -20,7 +20,7 @@ LAYERS = [
     ("data", "bag"),  # manifests, corpora, splits; MCAP reading and writing
     ("audio", "acoustics", "augment"),  # signals: PCM, channels, resampling, rooms, augmentation
     ("features", "sim"),  # eGEMAPS, log-Mel, VAD, streaming pipeline; the robot simulator
-    ("config", "models"),  # node parameter specs (they validate audio/feature choices); the networks
+    ("config", "models", "adversarial"),  # node parameter specs (they validate audio/feature choices); networks; attacks
     ("train",),
     ("inference",),
     ("eval",),

@@ -29,7 +29,9 @@ def _offline_results(bag, checkpoint: str, settings):
 @pytest.mark.ros
 @pytest.mark.parametrize(("mode", "model", "feature_set"), [("utterance", "lakomkin_rnn", "egemaps"),
                                                             ("window", "lakomkin_rnn", "egemaps"),
-                                                            ("window", "mtl_aug", "logmel_mtl_aug")])
+                                                            ("window", "mtl_aug", "logmel_mtl_aug"),
+                                                            ("utterance", "densenet_lstm_highway", "logmel_latif2020"),
+                                                            ("window", "densenet_lstm_highway", "logmel_latif2020")])
 def test_pipeline_over_dds_equals_the_offline_predictions(mode, model, feature_set, tmp_path, tiny_corpus,
                                                           tiny_checkpoint):
     from ser_robot.inference import InferenceSettings

@@ -236,7 +236,8 @@ def test_rebuild_rejects_incomplete_config() -> None:
 
 
 def test_registry_and_shipped_configs() -> None:
-    assert set(M.MODELS) == set(NAMES) | {"mtl_aug"}  # MTL-AUG: test/test_mtl_aug.py
+    segment_models = {"mtl_aug", "latif_cnn", "latif_cnn_lstm", "densenet", "densenet_lstm", "densenet_lstm_highway"}
+    assert set(M.MODELS) == set(NAMES) | segment_models  # test/test_mtl_aug.py, test/test_latif2020.py
     assert set(NAMES) <= set(M.model_config_names())
     rnn, cnn = M.load_model_config("lakomkin_rnn"), M.load_model_config("lakomkin_cnn")
     # what the paper states

@@ -46,7 +46,7 @@ def test_a_long_utterance_is_the_mean_of_its_segments_and_training_keeps_the_fir
     pieces = [x[:, 0:40], x[:, 40:80], x[:, 80:95]]
     expected = torch.stack([model(p, torch.tensor([p.shape[1]])) for p in pieces]).mean(0)
     torch.testing.assert_close(model(x, torch.tensor([95])), expected, rtol=1e-5, atol=1e-6)
-    first = model.multitask(x, torch.tensor([95]))
+    first = model.training_output(x, torch.tensor([95]))
     torch.testing.assert_close(first.logits, model(pieces[0], torch.tensor([40])), rtol=1e-5, atol=1e-6)
     assert first.target.shape == (1, model.padded_frames, BANDS) and first.reconstruction.shape == first.target.shape
 
@@ -57,9 +57,9 @@ def test_switches_build_the_table7_variants_from_one_module():
     baseline = small(augmentation_task=False, reconstruction_task=False, centre_weight=0.0, attention=False)
     assert baseline.aux_head is None and baseline.decoder is None and baseline.centres is None
     assert baseline.attention_score is None
-    out = baseline.multitask(torch.randn(2, 30, BANDS), torch.tensor([30, 20]))
+    out = baseline.training_output(torch.randn(2, 30, BANDS), torch.tensor([30, 20]))
     assert out.augmentation_logits is None and out.reconstruction is None
-    assert full.multitask(torch.randn(2, 30, BANDS), torch.tensor([30, 20])).augmentation_logits.shape == \
+    assert full.training_output(torch.randn(2, 30, BANDS), torch.tensor([30, 20])).augmentation_logits.shape == \
         (2, len(AUGMENTATION_TYPES))
 
 
@@ -67,7 +67,7 @@ def test_unlabelled_rows_train_only_the_auxiliary_tasks():
     model = small().train()
     x, lengths = torch.randn(3, 30, BANDS), torch.tensor([30, 25, 20])
     targets = torch.zeros(3, 4)
-    losses = model.objective(model.multitask(x, lengths), targets, torch.zeros(3, dtype=torch.bool),
+    losses = model.objective(model.training_output(x, lengths), targets, torch.zeros(3, dtype=torch.bool),
                              torch.full((3,), -1), torch.tensor([0, 1, 2]))
     assert float(losses["emotion"]) == 0.0 and float(losses["centre"]) == 0.0
     assert float(losses["augmentation"].detach()) > 0 and float(losses["reconstruction"].detach()) > 0
@@ -81,7 +81,7 @@ def test_the_loss_weights_are_eq3_and_eq6():
     model = small(aux_weight=0.7, centre_weight=0.2).train()
     x, lengths = torch.randn(4, 30, BANDS), torch.full((4,), 30)
     labels = torch.tensor([0, 1, 2, 3])
-    losses = model.objective(model.multitask(x, lengths), torch.eye(4), torch.ones(4, dtype=torch.bool), labels,
+    losses = model.objective(model.training_output(x, lengths), torch.eye(4), torch.ones(4, dtype=torch.bool), labels,
                              torch.tensor([0, 1, 2, 3]))
     expected = losses["emotion"] + 0.2 * losses["centre"] + 0.7 * (losses["augmentation"] + losses["reconstruction"])
     torch.testing.assert_close(losses["total"], expected)
@@ -93,7 +93,7 @@ def test_mixed_precision_step_keeps_float32_losses():
     model = small().train()
     x, lengths = torch.randn(4, 30, BANDS), torch.tensor([30, 25, 20, 12])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model.multitask(x, lengths)
+        out = model.training_output(x, lengths)
     losses = model.objective(out, torch.eye(4), torch.ones(4, dtype=torch.bool), torch.arange(4), torch.arange(4))
     assert all(v.dtype == torch.float32 and bool(torch.isfinite(v)) for v in losses.values())
     losses["total"].backward()
@@ -147,7 +147,7 @@ def _config(**changes):
 
 
 def test_epoch_plan_is_seeded_and_draws_every_type(fold):
-    from ser_robot.train.multitask import FeatureStore, plan_epoch
+    from ser_robot.train.segments import FeatureStore, plan_epoch
 
     store = FeatureStore(copies=[[torch.zeros(5, 2)] * 3] * 40, labels=[0, 1, 2, 3] * 8 + [-1] * 8)
     config = _config()
@@ -165,7 +165,7 @@ def test_epoch_plan_is_seeded_and_draws_every_type(fold):
 
 def test_batches_carry_what_the_composer_applied():
     from ser_robot.features.normalization import FeatureNormalizer
-    from ser_robot.train.multitask import FeatureStore, make_batch
+    from ser_robot.train.segments import FeatureStore, make_batch
 
     rng = np.random.default_rng(0)
     copies = [[torch.from_numpy(rng.normal(size=(n, BANDS))).half()] * 3 for n in (50, 60, 70, 80)]
@@ -197,7 +197,7 @@ def test_train_resume_and_the_unlabelled_leak_check(fold, tmp_path):
     leak = write_manifest(tmp_path / "leak.jsonl", fold.test)
     with pytest.raises(TrainError, match="validation or test speakers"):
         train(_config(multitask={"unlabelled_manifest": str(leak)}), fold, progress=False)
-    with pytest.raises(ConfigError, match="multitask section applies to multitask models"):
+    with pytest.raises(ConfigError, match="multitask section applies to segment models"):
         from ser_robot.train.config import load_train_config
 
         train(load_train_config(REPO / "config/train/lakomkin.yaml", {"multitask": {"augmentations": []}}), fold)

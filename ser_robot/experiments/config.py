@@ -52,7 +52,7 @@ from typing import Any
 from ser_robot.config_io import check_keys, check_value, deep_merge, from_mapping, read_yaml_mapping, setting
 from ser_robot.data.synth.voices import VOICE_SETS
 from ser_robot.errors import ConfigError
-from ser_robot.train.config import MULTITASK_MODELS
+from ser_robot.train.config import SEGMENT_MODELS
 
 __all__ = [
     "ABLATIONS",
@@ -89,7 +89,9 @@ TABLES: tuple[str, ...] = ("table1", "table2", "labelled_fraction")
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session", "cross_corpus")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")
-MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG"}
+MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG",
+                                "latif_cnn": "CNN (Latif 2020)", "latif_cnn_lstm": "CNN-LSTM", "densenet": "DenseNet",
+                                "densenet_lstm": "DenseNet-LSTM", "densenet_lstm_highway": "DenseNet-LSTM-Highway"}
 
 
 
@@ -378,7 +380,7 @@ def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) 
     except ConfigError as error:
         raise ConfigError(f"{where}: arm {arm.name!r}: {error}") from None
     aug = config.augmentation
-    if config.model in MULTITASK_MODELS:  # augmentation drawn by the multitask trainer
+    if config.model in SEGMENT_MODELS:  # augmentation drawn by the segment trainer
         augmented = bool(config.multitask.augmentations)
         if (arm.training == "augmented") != augmented:
             raise ConfigError(f"{where}: arm {arm.name!r} says training: {arm.training} but its "

@@ -31,7 +31,6 @@ import numpy as np
 from ser_robot.config_io import from_mapping, read_yaml_mapping, setting
 from ser_robot.errors import ConfigError
 from ser_robot.experiments.config import CorpusConfig, TrainSection, corpus_config, deep_merge, resolve_input
-from ser_robot.train.config import MULTITASK_MODELS
 
 __all__ = ["ModelBuildConfig", "build_default_model", "load_model_build"]
 
@@ -296,7 +295,7 @@ def _baseline_scores(model: Any, train: Any, conditions: dict[str, dict[str, Any
 def _recipe_text(report: dict[str, Any]) -> str:
     """How the model was trained, in one sentence of the card (the two trainers differ)."""
     recipe = report["recipe"]
-    if report["model"] in MULTITASK_MODELS:
+    if report["model"] == "mtl_aug":
         return (f"Adam {recipe['lr']:g}, batch {recipe['batch_size']}, the learning rate halved and the best weights "
                 "restored after 5 epochs without a better validation UAR; MTL-AUG's auxiliary tasks (augmentation-type "
                 "classification, reconstruction) on speed copies (0.9, 1.1), SpecAugment and mixup; no noise or room "

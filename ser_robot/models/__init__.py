@@ -12,8 +12,13 @@ Every model maps a zero-padded batch to one vector per utterance::
 - :mod:`~ser_robot.models.masking`: length masks, masked mean / max, :class:`MaskedBatchNorm1d`.
 - :mod:`~ser_robot.models.lakomkin`: :class:`LakomkinRNN` and :class:`LakomkinCNN`
   (Lakomkin et al. 2018).
-- :mod:`~ser_robot.models.mtl_aug`: :class:`MtlAug` (Latif et al., MTL-AUG), with :meth:`~MtlAug.multitask`
-  and :meth:`~MtlAug.objective` for its auxiliary tasks.
+- :mod:`~ser_robot.models.segments`: :class:`SegmentModel`, what models of fixed-length spectrogram
+  segments share (segmenting, averaging over segments, the training output and objective).
+- :mod:`~ser_robot.models.latif2020`: the DenseNet-LSTM-Highway model of Latif et al. 2020 and its
+  baselines (:class:`DenseNetLstmHighway`, :class:`DenseNet`, :class:`DenseNetLstm`, :class:`LatifCnn`,
+  :class:`LatifCnnLstm`).
+- :mod:`~ser_robot.models.mtl_aug`: :class:`MtlAug` (Latif et al., MTL-AUG), with
+  :meth:`~MtlAug.training_output` and :meth:`~MtlAug.objective` for its auxiliary tasks.
 - :mod:`~ser_robot.models.registry`: :data:`MODELS`, :func:`build_model`,
   :func:`load_model_config` (``config/models/<name>.yaml``, the only place defaults live),
   :func:`model_from_config`, :func:`rebuild_model` (from a checkpoint's ``model.config``).
@@ -21,13 +26,15 @@ Every model maps a zero-padded batch to one vector per utterance::
 
 from ser_robot.models.base import DIMENSIONAL_OUTPUTS, HEADS, HyperSpec, SerModel
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
-from ser_robot.models.mtl_aug import AUGMENTATION_TYPES, MtlAug, MultitaskOutput
+from ser_robot.models.latif2020 import DenseNet, DenseNetLstm, DenseNetLstmHighway, LatifCnn, LatifCnnLstm
+from ser_robot.models.mtl_aug import AUGMENTATION_TYPES, MtlAug
 from ser_robot.models.masking import (
     MaskedBatchNorm1d,
     lengths_to_mask,
     masked_max,
     masked_mean,
 )
+from ser_robot.models.segments import SegmentModel, TrainingOutput
 from ser_robot.models.registry import (
     MODELS,
     ModelConfig,
@@ -49,9 +56,15 @@ __all__ = [
     "LakomkinRNN",
     "MaskedBatchNorm1d",
     "MtlAug",
-    "MultitaskOutput",
+    "DenseNet",
+    "DenseNetLstm",
+    "DenseNetLstmHighway",
+    "LatifCnn",
+    "LatifCnnLstm",
     "ModelConfig",
+    "SegmentModel",
     "SerModel",
+    "TrainingOutput",
     "build_model",
     "lengths_to_mask",
     "load_model_config",

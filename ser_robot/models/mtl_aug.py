@@ -24,52 +24,33 @@ Input: ``(batch, frames, bands)`` z-normalised log-Mel frames (``logmel_mtl_aug`
 ``segment_frames`` (7.5 s): frames at or beyond its length are zeroed (0 is the training mean after
 normalisation) and the segment zero-padded, so padding a batch never changes a prediction. An utterance
 longer than one segment: :meth:`forward` (prediction, the inference node) cuts it into consecutive
-segments, the last zero-padded, and averages their logits; :meth:`multitask` (training) keeps its first
-segment, the paper's cut at 7.5 s.
+segments, the last zero-padded, and averages their logits (:class:`~ser_robot.models.segments.SegmentModel`);
+:meth:`training_output` (training) keeps its first segment, the paper's cut at 7.5 s.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ser_robot.errors import ConfigError
-from ser_robot.models.base import HyperSpec, SerModel
-from ser_robot.models.masking import lengths_to_mask
+from ser_robot.models.base import HyperSpec
+from ser_robot.models.segments import SegmentModel, TrainingOutput
 
-__all__ = ["AUGMENTATION_TYPES", "MtlAug", "MultitaskOutput"]
+__all__ = ["AUGMENTATION_TYPES", "MtlAug"]
 
 AUGMENTATION_TYPES: tuple[str, ...] = ("none", "speed", "specaugment", "mixup")
 """Classes of the augmentation-type classifier, in order (paper 3.2: speed perturbation, SpecAugment,
 mixup, no augmentation)."""
 
 
-class MultitaskOutput(NamedTuple):
-    """What :meth:`MtlAug.multitask` computes for a batch of ``B`` segments.
-
-    ``logits`` ``(B, classes)``; ``embedding`` ``(B, dense_units)`` the deep feature f(x) of the centre
-    loss; ``augmentation_logits`` ``(B, len(AUGMENTATION_TYPES))`` or None; ``reconstruction`` and
-    ``target`` ``(B, padded_frames, bands)``: the decoder's output (None without the decoder) and the
-    padded input it reconstructs.
-    """
-
-    logits: torch.Tensor
-    embedding: torch.Tensor
-    augmentation_logits: torch.Tensor | None
-    reconstruction: torch.Tensor | None
-    target: torch.Tensor
-
-
-class MtlAug(SerModel):
+class MtlAug(SegmentModel):
     """The MTL-AUG framework; ``forward(features (B, T, bands), lengths (B,)) -> (B, classes)`` is the
-    emotion classifier alone (what the inference node serves), :meth:`multitask` every task.
-    Categorical head only."""
+    emotion classifier alone (what the inference node serves, the mean of its segments' logits),
+    :meth:`training_output` every task. Categorical head only."""
 
     NAME = "mtl_aug"
-    MULTITASK = True
     HYPER = (
         HyperSpec("segment_frames", int, "Frames of the fixed input length (paper: 7.5 s = 750 frames).",
                   min=1, max=100_000),
@@ -94,9 +75,6 @@ class MtlAug(SerModel):
 
     def __init__(self, num_features: int, head: str, num_classes: int | None = None, **hyper: object) -> None:
         super().__init__(num_features, head, num_classes, hyper)
-        if head != "categorical":
-            raise ConfigError(f"model '{self.NAME}' has a categorical head only (the paper's emotion classes), "
-                              f"got head {head!r}") from None
         h = self.hyper
         scale = h["pool"] ** len(h["channels"])
         if num_features % scale:
@@ -140,36 +118,6 @@ class MtlAug(SerModel):
             raise ConfigError(f"hyper-parameters 'channels' ({len(hyper['channels'])} layers) and 'kernel_sizes' "
                               f"({len(hyper['kernel_sizes'])} layers) of {where} must have the same length") from None
 
-    # -- segments ------------------------------------------------------------------------------------
-
-    def _padded(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, frames <= padded_frames, bands)`` -> ``(B, padded_frames, bands)``, zeros appended."""
-        return F.pad(x, (0, 0, 0, self.padded_frames - x.shape[1]))
-
-    def _valid_only(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``features`` with every frame at or beyond its utterance's length set to 0 (checked inputs)."""
-        self._check_inputs(features, lengths)
-        keep = lengths_to_mask(lengths.to(features.device), features.shape[1])[..., None]
-        return torch.where(keep, features, torch.zeros((), dtype=features.dtype, device=features.device))
-
-    def first_segments(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``(B, padded_frames, bands)``: each utterance's first ``segment_frames`` frames, padding zeroed."""
-        return self._padded(self._valid_only(features, lengths)[:, : self.hyper["segment_frames"]])
-
-    def segments(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every utterance cut into consecutive segments: ``((N, padded_frames, bands), owner (N,) int64)``,
-        ``owner[n]`` the utterance of segment ``n``; ``ceil(length / segment_frames)`` segments each."""
-        size = self.hyper["segment_frames"]
-        x = self._valid_only(features, lengths)
-        lengths = lengths.to(features.device)
-        counts = torch.div(lengths + size - 1, size, rounding_mode="floor")
-        most = int(counts.max())
-        x = F.pad(x, (0, 0, 0, max(0, most * size - x.shape[1])))[:, : most * size]
-        x = x.reshape(x.shape[0], most, size, x.shape[2])
-        chosen = torch.arange(most, device=x.device)[None, :] < counts[:, None]
-        owner = torch.arange(x.shape[0], device=x.device).repeat_interleave(counts)
-        return self._padded(x[chosen]), owner
-
     # -- networks ------------------------------------------------------------------------------------
 
     def encode(self, segments: torch.Tensor) -> torch.Tensor:
@@ -182,7 +130,7 @@ class MtlAug(SerModel):
         return z.flatten(1, 2).transpose(1, 2)
 
     def _emotion(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """C_E: ``(logits (B, classes), embedding (B, dense_units))``."""
+        """C_E on Z: ``(logits (B, classes), embedding (B, dense_units))``."""
         h, _ = self.lstm(self._sequence(z))  # (B, frames', 2 * lstm_units)
         if self.attention_score is not None:
             alpha = torch.softmax(self.attention_score(h), dim=1)  # eq. 5, (B, frames', 1)
@@ -192,32 +140,16 @@ class MtlAug(SerModel):
         embedding = self.dense(pooled)
         return self.output(self.dropout(embedding)), embedding
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Emotion logits ``(B, classes)``: the mean over each utterance's segments (see the module docstring)."""
-        segments, owner = self.segments(features, lengths)
-        logits, _ = self._emotion(self.encode(segments))
-        total = torch.zeros(features.shape[0], logits.shape[1], dtype=logits.dtype, device=logits.device)
-        total.index_add_(0, owner, logits)
-        counts = torch.bincount(owner, minlength=features.shape[0]).to(logits.dtype)
-        return total / counts[:, None]
-
-    def forward_one(self, features: torch.Tensor) -> torch.Tensor:
-        """One utterance ``(1, T, bands)``, every frame valid -> ``(1, classes)``: :meth:`forward` without
-        masks or index arithmetic (exportable to ONNX; the segments are the batch)."""
-        size = self.hyper["segment_frames"]
-        frames = features.shape[1]
-        count = (frames + size - 1) // size
-        x = F.pad(features[0], (0, 0, 0, count * size - frames)).reshape(count, size, features.shape[2])
-        logits, _ = self._emotion(self.encode(self._padded(x)))
-        return logits.mean(dim=0, keepdim=True)
+    def embed(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """E then C_E: ``(N, padded_frames, bands)`` -> ``(logits (N, classes), embedding (N, dense_units))``."""
+        return self._emotion(self.encode(segments))
 
     @property
-    def probe_frames(self) -> tuple[int, ...]:
-        """Window lengths that an export must also get right: several segments, the last one partial."""
-        return (2 * self.hyper["segment_frames"] + 17,)
+    def has_auxiliary_task(self) -> bool:
+        return bool(self.hyper["augmentation_task"] or self.hyper["reconstruction_task"])
 
-    def multitask(self, features: torch.Tensor, lengths: torch.Tensor) -> MultitaskOutput:
-        """Every task on each utterance's first segment (training; see :class:`MultitaskOutput`)."""
+    def training_output(self, features: torch.Tensor, lengths: torch.Tensor) -> TrainingOutput:
+        """Every task on each utterance's first segment (training; see :class:`TrainingOutput`)."""
         target = self.first_segments(features, lengths)
         z = self.encode(target)
         logits, embedding = self._emotion(z)
@@ -228,9 +160,9 @@ class MtlAug(SerModel):
         reconstruction = None
         if self.decoder is not None:
             reconstruction = self.decoder(z).squeeze(1).transpose(1, 2)  # (B, padded_frames, bands)
-        return MultitaskOutput(logits, embedding, aux, reconstruction, target)
+        return TrainingOutput(logits, embedding, aux, reconstruction, target)
 
-    def objective(self, out: MultitaskOutput, targets: torch.Tensor, labelled: torch.Tensor,
+    def objective(self, out: TrainingOutput, targets: torch.Tensor, labelled: torch.Tensor,
                   hard_labels: torch.Tensor, augmentation_types: torch.Tensor) -> dict[str, torch.Tensor]:
         """The losses of one batch, each a scalar, and their weighted ``total`` (eq. 3 and 6).
 

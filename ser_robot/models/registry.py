@@ -27,6 +27,7 @@ from ser_robot.errors import ConfigError
 from ser_robot.features.sets import FEATURE_SETS
 from ser_robot.models.base import HEADS, SerModel
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
+from ser_robot.models.latif2020 import DenseNet, DenseNetLstm, DenseNetLstmHighway, LatifCnn, LatifCnnLstm
 from ser_robot.models.mtl_aug import MtlAug
 
 __all__ = [
@@ -40,7 +41,8 @@ __all__ = [
     "validate_model_config",
 ]
 
-MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (LakomkinRNN, LakomkinCNN, MtlAug)}
+MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (
+    LakomkinRNN, LakomkinCNN, MtlAug, LatifCnn, LatifCnnLstm, DenseNet, DenseNetLstm, DenseNetLstmHighway)}
 """Registry: architecture name -> model class (a :class:`SerModel` subclass)."""
 
 _CONFIG_KEYS = ("architecture", "head", "num_classes", "feature_set", "hyper")

@@ -23,9 +23,10 @@ population's (:mod:`ser_robot.features.stream_normalization`: live, each stream'
 Both need ``augmentation.mode: bank``. Keys at these defaults are left out of :meth:`TrainConfig.to_dict`,
 so the configurations (and experiment fingerprints) of runs made before they existed are unchanged.
 
-A multitask model (``model: mtl_aug``) trains with :mod:`ser_robot.train.multitask` and the
-``multitask`` section (:class:`MultitaskConfig`); ``model_hyper`` sets hyper-parameters over the
-model configuration's (the switches of the Table 7 ablations). Both are left out of ``to_dict`` at
+A segment model (:data:`SEGMENT_MODELS`: MTL-AUG and the Latif 2020 models) trains with
+:mod:`ser_robot.train.segments` and the ``multitask`` section (:class:`MultitaskConfig`, named after its
+first user, MTL-AUG); ``model_hyper`` sets hyper-parameters over the model configuration's (the switches
+of the Table 7 ablations). Both, and each key added to the section since, are left out of ``to_dict`` at
 their defaults too.
 
 The paper does not name its dimensional loss: ``dimensional_loss: mse`` is our default (it
@@ -55,7 +56,8 @@ __all__ = [
     "MONITORS",
     "AugmentationConfig",
     "MULTITASK_AUGMENTATIONS",
-    "MULTITASK_MODELS",
+    "SAMPLINGS",
+    "SEGMENT_MODELS",
     "MultitaskConfig",
     "TrainConfig",
     "load_train_config",
@@ -81,9 +83,12 @@ NORMALIZATIONS: tuple[str, ...] = ("global", "speaker")
 _BANK_ONLY = {"level_normalization": "off", "normalization": "global"}
 """Keys whose non-default values need ``augmentation.mode: bank`` (features rendered once, as live)."""
 MULTITASK_AUGMENTATIONS: tuple[str, ...] = ("speed", "specaugment", "mixup")
-MULTITASK_MODELS: tuple[str, ...] = ("mtl_aug",)
-"""Models trained by :mod:`ser_robot.train.multitask`: they render their features once per utterance
-themselves, so ``level_normalization`` needs no bank for them."""
+SEGMENT_MODELS: tuple[str, ...] = ("mtl_aug", "latif_cnn", "latif_cnn_lstm", "densenet", "densenet_lstm",
+                                   "densenet_lstm_highway")
+"""Models trained by :mod:`ser_robot.train.segments` (their class is a
+:class:`~ser_robot.models.segments.SegmentModel`): they render their features once per utterance themselves,
+so ``level_normalization`` needs no bank for them."""
+SAMPLINGS: tuple[str, ...] = ("draw", "all")
 DIMENSIONAL_LOSSES: tuple[str, ...] = ("mse", "ccc")
 
 
@@ -134,8 +139,9 @@ class AugmentationConfig:
 
 @dataclass(frozen=True)
 class MultitaskConfig:
-    """Training of a multitask model (``model: mtl_aug``; Latif et al., seeds/002, 4.2-4.3).
+    """Training of a segment model (:data:`SEGMENT_MODELS`; the section is named after MTL-AUG, seeds/002 4.2-4.3).
 
+    ``sampling: draw`` (MTL-AUG):
     ``augmentations``: the augmentation types drawn for the training items besides ``none``
     (:data:`MULTITASK_AUGMENTATIONS`); each epoch every utterance is shown once, as one type drawn
     uniformly, and the augmentation-type classifier learns which. ``speed``: one of the copies rendered
@@ -148,7 +154,14 @@ class MultitaskConfig:
     training utterances that keep their labels (Fig. 3, nested: a smaller fraction's labelled set is
     inside a larger one's); the rest count as unlabelled. ``min_lr``: training stops when the
     learning rate, halved after ``lr_patience`` epochs without improvement (the best weights
-    restored each time), falls below it (paper: 1e-5).
+    restored each time unless ``restore_best`` is off), falls below it (paper: 1e-5); a positive
+    ``early_stop_patience`` of the training configuration also stops it after that many epochs without
+    improvement.
+
+    ``sampling: all`` (Latif et al. 2020, seeds/000 4.2): each epoch shows every segment of
+    ``segment_frames`` of every training utterance, each carrying its utterance's label, and with
+    ``speed`` in ``augmentations`` every segment of each speed copy too (the copies are extra training
+    data); with ``mixup`` every batch is mixed. ``specaugment`` and unlabelled speech are for ``draw``.
     """
 
     augmentations: tuple[str, ...] = setting(MULTITASK_AUGMENTATIONS, choices=MULTITASK_AUGMENTATIONS,
@@ -162,6 +175,12 @@ class MultitaskConfig:
     unlabelled_manifest: str | None = None
     labelled_fraction: float = setting(1.0, above=0.0, max=1.0)
     min_lr: float = setting(1e-5, above=0)
+    sampling: str = setting("draw", choices=SAMPLINGS)
+    restore_best: bool = True
+
+
+_LATER_MULTITASK_DEFAULTS: dict[str, Any] = {"sampling": "draw", "restore_best": True}
+"""Keys of the ``multitask`` section added after runs were made with it: left out of ``to_dict`` at their default."""
 
 
 _LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "model_hyper": {}, "multitask": MultitaskConfig()}
@@ -216,7 +235,7 @@ class TrainConfig:
         allowed = _CATEGORICAL_MONITORS if self.head == "categorical" else _DIMENSIONAL_MONITORS
         check_value("monitor", self.monitor, str, choices=("auto",) + allowed)
         changed = [key for key, default in _BANK_ONLY.items() if getattr(self, key) != default]
-        if changed and self.augmentation.mode != "bank" and self.model not in MULTITASK_MODELS:
+        if changed and self.augmentation.mode != "bank" and self.model not in SEGMENT_MODELS:
             raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
                               "node computes them); set augmentation.mode: bank")
 
@@ -239,7 +258,8 @@ class TrainConfig:
             if getattr(self, key) == default:
                 del data[key]
         if "multitask" in data:  # lists, as YAML and a checkpoint hold them
-            data["multitask"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["multitask"].items()}
+            data["multitask"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["multitask"].items()
+                                 if k not in _LATER_MULTITASK_DEFAULTS or v != _LATER_MULTITASK_DEFAULTS[k]}
         return data
 
     @classmethod

@@ -63,7 +63,7 @@ from ser_robot.train.checkpoint import (
     to_plain,
 )
 from ser_robot.train.bank import collate_features
-from ser_robot.train.config import MultitaskConfig, TrainConfig
+from ser_robot.train.config import SEGMENT_MODELS, MultitaskConfig, TrainConfig
 from ser_robot.train.data import (
     DIMENSIONS,
     SortaGradBatchSampler,
@@ -505,13 +505,13 @@ def train(config: TrainConfig, fold: Fold, *, model_factory: ModelFactory | None
     """
     from ser_robot.models import MODELS
 
-    if getattr(MODELS.get(config.model), "MULTITASK", False):
-        from ser_robot.train.multitask import train_multitask
+    if getattr(MODELS.get(config.model), "SEGMENT_TRAINED", False):
+        from ser_robot.train.segments import train_segments
 
-        return train_multitask(config, fold, out_dir=out_dir, resume=resume, progress=progress)
+        return train_segments(config, fold, out_dir=out_dir, resume=resume, progress=progress)
     if config.multitask != MultitaskConfig():
-        raise ConfigError(f"the multitask section applies to multitask models (mtl_aug), not {config.model!r}; "
-                          "remove it")
+        raise ConfigError(f"the multitask section applies to segment models ({', '.join(SEGMENT_MODELS)}), not "
+                          f"{config.model!r}; remove it")
     context = init_distributed(config.device)
     try:
         with deterministic_mode(config.deterministic, context.device):

@@ -1,24 +1,32 @@
-"""Training of a multitask model: MTL-AUG (Latif et al., seeds/002, 3.2 and 4.2-4.3).
+"""Training of a segment model: MTL-AUG (Latif et al., seeds/002, 3.2 and 4.2-4.3) and the Latif 2020 models
+(seeds/000, 4.2-4.4).
 
-:func:`train_multitask` runs one fold, called by :func:`ser_robot.train.trainer.train` for a model whose
-class says ``MULTITASK`` (:class:`~ser_robot.models.mtl_aug.MtlAug`); it returns the same
+:func:`train_segments` runs one fold, called by :func:`ser_robot.train.trainer.train` for a model whose
+class is a :class:`~ser_robot.models.segments.SegmentModel`; it returns the same
 :class:`~ser_robot.train.trainer.TrainResult` and writes the same checkpoints, so experiments,
 ``build-model``, evaluation and the inference node take its models as they take any other.
 
-Data (section 4.2): the features of every training utterance are computed once, clean and at each speed
-of ``multitask.speeds`` (two copies at 0.9 and 1.1, band-limited resampling as SoX ``speed``), raw,
-and z-normalised per band with the clean copies' statistics. Each epoch shows every utterance once,
-as one augmentation type drawn uniformly from ``none`` and ``multitask.augmentations``: ``speed`` (one
-copy, drawn), ``specaugment`` (masks on the normalised log-Mel) or ``mixup`` (with a partner in the
-batch, targets mixed alike); the drawn type is the augmentation-type classifier's label, so an
-STL arm with augmentation sees the same data as MTL-AUG. Unlabelled speech (``unlabelled_manifest``,
-and the training utterances that ``labelled_fraction`` leaves without labels) forms batches of its
-own that train only the auxiliary tasks (:meth:`MtlAug.objective`).
+Data: the log-Mel frames of every training utterance are computed once, clean and at each speed of
+``multitask.speeds`` (0.9 and 1.1 in both papers, band-limited resampling as SoX ``speed``), raw, and
+z-normalised per band with the clean copies' statistics. What an epoch shows depends on
+``multitask.sampling``:
 
-Schedule (4.3): Adam at ``lr``; after ``lr_patience`` epochs without a better validation ``monitor``
-(UAR), the learning rate is multiplied by ``lr_factor`` (0.5) and the best weights restored; training
-stops when the learning rate falls below ``multitask.min_lr`` or after ``epochs``. Without a
-validation part every epoch counts as an improvement and the last is kept.
+- ``draw`` (MTL-AUG, seeds/002 4.2): every utterance once, as one augmentation type drawn uniformly
+  from ``none`` and ``multitask.augmentations``: ``speed`` (one copy, drawn), ``specaugment`` (masks on
+  the normalised log-Mel) or ``mixup`` (with a partner in the batch, targets mixed alike); the drawn
+  type is the augmentation-type classifier's label, so an STL arm with augmentation sees the same data
+  as MTL-AUG. Unlabelled speech (``unlabelled_manifest``, and the training utterances that
+  ``labelled_fraction`` leaves without labels) forms batches of its own that train only the auxiliary
+  tasks (:meth:`MtlAug.objective`). The model sees each utterance's first segment.
+- ``all`` (Latif 2020, seeds/000 4.2): every segment of ``segment_frames`` of every utterance, each with
+  its utterance's label, and with ``speed`` those of both speed copies too ("we produce two versions of
+  each utterance"); with ``mixup`` every batch is mixed.
+
+Schedule: Adam at ``lr``; after ``lr_patience`` epochs without a better validation ``monitor``, the
+learning rate is multiplied by ``lr_factor`` (0.5) and, with ``multitask.restore_best`` (MTL-AUG 4.3),
+the best weights restored; training stops when the learning rate falls below ``multitask.min_lr``,
+after ``early_stop_patience`` epochs without improvement when that is positive (Latif 2020: 20), or
+after ``epochs``. Without a validation part every epoch counts as an improvement and the last is kept.
 
 Reproducibility as in the trainer: the item types and the batch order depend on ``(seed, epoch)``, the
 augmentation draws on ``(seed, epoch, step)``; ``last.pt`` resumes to the uninterrupted result. One
@@ -66,7 +74,7 @@ from ser_robot.train.trainer import (
     feature_batches,
 )
 
-__all__ = ["FeatureStore", "train_multitask"]
+__all__ = ["FeatureStore", "train_segments"]
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +83,18 @@ _TYPE = {name: index for index, name in enumerate(AUGMENTATION_TYPES)}
 
 @dataclass
 class FeatureStore:
-    """Raw feature frames of utterances, clean and at each speed: ``copies[i][0]`` clean ``(frames, bands)``
-    float16, ``copies[i][1 + k]`` at ``speeds[k]``; ``labels[i]`` class index or -1 (unlabelled)."""
+    """Raw feature frames of training rows: ``copies[i][0]`` ``(frames, bands)`` float16, and for a row of
+    ``sampling: draw`` ``copies[i][1 + k]`` the same utterance at ``speeds[k]``; ``labels[i]`` class index
+    or -1 (unlabelled); ``clean[i]`` whether ``copies[i][0]`` is unaltered speech (the normaliser's data).
+    With ``segment_frames`` each copy's segments are rows of their own (``sampling: all``)."""
 
     copies: list[list[torch.Tensor]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
+    clean: list[bool] = field(default_factory=list)
 
     def add(self, manifest: Manifest, label_of: dict[str, int], featurizer: BatchFeaturizer,
-            speeds: tuple[float, ...], sample_rate: int, show: bool, what: str) -> None:
+            speeds: tuple[float, ...], sample_rate: int, show: bool, what: str,
+            segment_frames: int | None = None) -> None:
         """Render and store every utterance of ``manifest`` (labelled when its id is in ``label_of``)."""
         from tqdm import tqdm
 
@@ -93,15 +105,25 @@ class FeatureStore:
             for w in waves:
                 feats = featurizer(w, torch.tensor([w.shape[-1]]))
                 copies.append(feats.features[0, : int(feats.lengths[0])].to(torch.float16))
-            self.copies.append(copies)
-            self.labels.append(label_of.get(utterance.id, -1))
+            label = label_of.get(utterance.id, -1)
+            if segment_frames is None:
+                self.copies.append(copies)
+                self.labels.append(label)
+                self.clean.append(True)
+                continue
+            for index, frames in enumerate(copies):
+                for segment in torch.split(frames, segment_frames):
+                    self.copies.append([segment])
+                    self.labels.append(label)
+                    self.clean.append(index == 0)
 
 
 def _stores(config: TrainConfig, fold: Fold, labels: tuple[str, ...], featurizer: BatchFeaturizer,
-            auxiliary: bool, show: bool) -> tuple[FeatureStore, int]:
-    """The training features: labelled utterances and, when the model has an ``auxiliary`` task to train
-    with it, unlabelled speech; returns ``(store, labelled count)``."""
+            model: SegmentModel, show: bool) -> tuple[FeatureStore, int]:
+    """The training rows: labelled utterances and, when the model has an auxiliary task to train with it,
+    unlabelled speech; returns ``(store, labelled utterance count)``."""
     mt = config.multitask
+    auxiliary = model.has_auxiliary_task
     train = fold.train
     unlabelled_parts: list[Manifest] = []
     if mt.labelled_fraction < 1.0:
@@ -120,6 +142,11 @@ def _stores(config: TrainConfig, fold: Fold, labels: tuple[str, ...], featurizer
         unlabelled_parts.append(extra)
     store = FeatureStore()
     label_of = {u.id: labels.index(u.label) for u in train}
+    if mt.sampling == "all":
+        speeds = mt.speeds if "speed" in mt.augmentations else ()
+        store.add(train, label_of, featurizer, speeds, config.sample_rate, show, "labelled",
+                  segment_frames=model.hyper["segment_frames"])
+        return store, len(train)
     store.add(train, label_of, featurizer, mt.speeds, config.sample_rate, show, "labelled")
     for part in unlabelled_parts if auxiliary else []:  # an STL model learns nothing from them
         store.add(part, {}, featurizer, mt.speeds, config.sample_rate, show, "unlabelled")
@@ -127,28 +154,33 @@ def _stores(config: TrainConfig, fold: Fold, labels: tuple[str, ...], featurizer
 
 
 def _normalizer(store: FeatureStore, names: tuple[str, ...]) -> FeatureNormalizer:
-    """Per-band statistics of the clean copies of every stored utterance."""
+    """Per-band statistics of the clean rows (their unaltered copy)."""
     normalizer = FeatureNormalizer(names)
-    for copies in store.copies:
-        clean = copies[0].float()[None]
-        normalizer.update(clean, torch.ones(1, clean.shape[1], dtype=torch.bool))
+    for copies, clean in zip(store.copies, store.clean):
+        if clean:
+            frames = copies[0].float()[None]
+            normalizer.update(frames, torch.ones(1, frames.shape[1], dtype=torch.bool))
     return normalizer
 
 
 def plan_epoch(store: FeatureStore, config: TrainConfig, epoch: int) -> list[list[tuple[int, int, int]]]:
-    """The batches of one epoch: lists of ``(utterance, copy, augmentation type)``; labelled and unlabelled
-    utterances in separate batches, the batches shuffled together. A function of ``(seed, epoch)`` only."""
+    """The batches of one epoch: lists of ``(row, copy, augmentation type)``; labelled and unlabelled
+    rows in separate batches, the batches shuffled together. A function of ``(seed, epoch)`` only."""
+    mt = config.multitask
     rng = np.random.default_rng([config.seed, int(epoch), 0x4D54])
-    kinds = ["none", *config.multitask.augmentations]
-    speeds = len(config.multitask.speeds)
+    kinds = ["none", *mt.augmentations]
+    every = _TYPE["mixup" if "mixup" in mt.augmentations else "none"]  # sampling: all
     batches = []
     for labelled in (True, False):
         rows = [i for i, label in enumerate(store.labels) if (label >= 0) == labelled]
         rows = [rows[i] for i in rng.permutation(len(rows))]
         items = []
         for row in rows:
+            if mt.sampling == "all":
+                items.append((row, 0, every))
+                continue
             kind = kinds[int(rng.integers(len(kinds)))]
-            copy = 1 + int(rng.integers(speeds)) if kind == "speed" else 0
+            copy = 1 + int(rng.integers(len(mt.speeds))) if kind == "speed" else 0
             items.append((row, copy, _TYPE[kind]))
         batches += [items[i: i + config.batch_size] for i in range(0, len(items), config.batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
@@ -186,24 +218,29 @@ def make_batch(store: FeatureStore, items: list[tuple[int, int, int]], normalize
             "labelled": labelled.to(device), "hard": hard.to(device), "types": types.to(device)}
 
 
-def train_multitask(config: TrainConfig, fold: Fold, *, out_dir: str | pathlib.Path | None = None,
-                    resume: str | pathlib.Path | None = None, progress: bool = True) -> TrainResult:
-    """Train ``config``'s multitask model on ``fold`` (see the module docstring); the result as
+def train_segments(config: TrainConfig, fold: Fold, *, out_dir: str | pathlib.Path | None = None,
+                   resume: str | pathlib.Path | None = None, progress: bool = True) -> TrainResult:
+    """Train ``config``'s segment model on ``fold`` (see the module docstring); the result as
     :func:`ser_robot.train.trainer.train` gives it."""
     if config.head != "categorical":
         raise ConfigError(f"model {config.model!r} has a categorical head only, got head {config.head!r}")
     if config.augmentation.enabled or config.normalization != "global":
         raise ConfigError(f"model {config.model!r} draws its own augmentations (the multitask section) and "
                           "normalises globally; set augmentation.kind: none and normalization: global")
+    mt = config.multitask
+    if mt.sampling == "all" and ("specaugment" in mt.augmentations or mt.unlabelled_manifest
+                                 or mt.labelled_fraction < 1.0):
+        raise ConfigError("multitask.sampling: all trains on every labelled segment with speed copies and mixup; "
+                          "specaugment, unlabelled_manifest and labelled_fraction need sampling: draw")
     if config.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(config.device)
     with deterministic_mode(config.deterministic, device):
-        return _train_multitask(config, fold, device, out_dir, resume, progress)
+        return _train_segments(config, fold, device, out_dir, resume, progress)
 
 
-def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_dir: str | pathlib.Path | None,
+def _train_segments(config: TrainConfig, fold: Fold, device: torch.device, out_dir: str | pathlib.Path | None,
                      resume: str | pathlib.Path | None, progress: bool) -> TrainResult:
     from tqdm import tqdm
 
@@ -224,23 +261,22 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
     hparams = {**load_model_hparams(config.model_config, config.model), **config.model_hyper}
     torch.manual_seed(config.seed)
     model = build_model(config.model, len(names), "categorical", num_classes=len(labels), **hparams).to(device)
-    auxiliary = model.hyper["augmentation_task"] or model.hyper["reconstruction_task"]
     raw = BatchFeaturizer(extractor, level=config.level_normalization)
-    store, labelled_count = _stores(config, fold, labels, raw, auxiliary, progress)
+    store, labelled_count = _stores(config, fold, labels, raw, model, progress)
     normalizer = _normalizer(store, names)
     featurizer = BatchFeaturizer(extractor, normalizer, level=config.level_normalization).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     use_scaler = device.type == "cuda" and config.amp and config.amp_dtype == "fp16"
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     base = checkpoint_base(config, fold, labels, names, extractor.sample_rate, normalizer)
-    base["train_utterances"] = {"labelled": labelled_count, "unlabelled": len(store.labels) - labelled_count}
+    base["train_utterances"] = {"labelled": labelled_count, "unlabelled": sum(label < 0 for label in store.labels)}
 
     def entry(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         return checkpoint_model_entry(config, hparams, model, state, len(labels), len(names))
 
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"epoch": 0, "metric": None, "state": None, "validation": None}
-    bad, stopped, start = 0, False, 0
+    bad, since_best, stopped, start = 0, 0, False, 0
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"]["state"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -249,6 +285,7 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
         set_rng_state(checkpoint["rng"])
         start, history, best = int(checkpoint["epoch"]), list(checkpoint["history"]), dict(checkpoint["best"])
         bad, stopped = int(checkpoint["early_stop"]["bad_epochs"]), bool(checkpoint["early_stop"]["stopped"])
+        since_best = int(checkpoint["early_stop"].get("since_best", bad))
     val_batches = feature_batches(featurizer, val_set, config, context) if val_set is not None else None
     monitor, mode = config.monitor_metric, config.monitor_mode
 
@@ -265,7 +302,7 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
             batch = make_batch(store, items, normalizer, config, len(labels),
                                batch_generator(config.seed, epoch, step), device)
             with _autocast(config, device):
-                output = model.multitask(batch["features"], batch["lengths"])
+                output = model.training_output(batch["features"], batch["lengths"])
             losses = model.objective(output, batch["targets"], batch["labelled"], batch["hard"], batch["types"])
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["total"]).backward()
@@ -295,15 +332,18 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
         if improved:
             best = {"epoch": epoch + 1, "metric": value, "validation": report,
                     "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-            bad = 0
+            bad = since_best = 0
         else:
-            bad += 1
-            if bad >= max(1, config.lr_patience):  # halve, restore the best weights (4.3)
+            bad, since_best = bad + 1, since_best + 1
+            if bad >= max(1, config.lr_patience):  # halve (both papers), restore the best weights (MTL-AUG 4.3)
                 for group in optimizer.param_groups:
                     group["lr"] *= config.lr_factor
-                model.load_state_dict(best["state"])
+                if config.multitask.restore_best:
+                    model.load_state_dict(best["state"])
                 bad = 0
                 stopped = optimizer.param_groups[0]["lr"] < config.multitask.min_lr
+            patience = config.early_stop_patience
+            stopped = stopped or (patience > 0 and since_best >= patience)  # Latif 2020 4.4: 20 epochs
         history.append(to_plain(record))
         log.info("epoch %d: loss %.4f, %s %.4f, lr %.2e, %.1f utt/s%s", epoch + 1, record["train_loss"], monitor,
                  value, record["lr"], record["utterances_per_s"], " (best)" if improved else "")
@@ -315,7 +355,8 @@ def _train_multitask(config: TrainConfig, fold: Fold, device: torch.device, out_
                 **base, "kind": "last", "model": entry(model.state_dict()), "epoch": epoch + 1,
                 "optimizer": optimizer.state_dict(), "scheduler": None,
                 "scaler": scaler.state_dict() if use_scaler else None, "rng": get_rng_state(),
-                "early_stop": {"bad_epochs": bad, "stopped": stopped}, "best": best, "history": history})
+                "early_stop": {"bad_epochs": bad, "since_best": since_best, "stopped": stopped}, "best": best,
+                "history": history})
 
     if best["state"] is None:
         raise TrainError(f"no epoch was trained (epochs={config.epochs}, resumed at epoch {start})")

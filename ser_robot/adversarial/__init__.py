@@ -1,0 +1,13 @@
+"""Adversarial audio: the attack surface of the emotion model (seeds/001, Ren et al. 2020; FGSM and BIM of
+seeds/000 and seeds/002).
+
+- :mod:`~ser_robot.adversarial.attacks`: :class:`ThreatModel` (epsilon in documented units, the valid
+  range), :func:`fgsm` (with Ren et al.'s clip, eq. 2), :func:`bim`, :func:`pgd`; untargeted and targeted.
+- :mod:`~ser_robot.adversarial.objectives`: the losses they raise, on model inputs or on the waveform
+  through the differentiable feature extraction.
+"""
+
+from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd
+from ser_robot.adversarial.objectives import feature_loss, waveform_loss
+
+__all__ = ["DOMAINS", "ThreatModel", "bim", "feature_loss", "fgsm", "pgd", "waveform_loss"]
