@@ -54,6 +54,8 @@ from ser_robot.features.sets import FEATURE_SETS
 __all__ = [
     "HEADS",
     "MONITORS",
+    "ADVERSARIAL_KINDS",
+    "AdversarialConfig",
     "AugmentationConfig",
     "MULTITASK_AUGMENTATIONS",
     "SAMPLINGS",
@@ -179,11 +181,39 @@ class MultitaskConfig:
     restore_best: bool = True
 
 
+ADVERSARIAL_KINDS: tuple[str, ...] = ("none", "vanilla", "similarity")
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Adversarial training (Ren et al. 2020, seeds/001, 3.2; :mod:`ser_robot.train.adversarial`).
+
+    ``kind``: ``none``, ``vanilla`` (``alpha L(x) + (1 - alpha) L(x')``, alpha = 0.5) or ``similarity``
+    (``beta L(x) + gamma L(x') + (1 - beta - gamma) ||v - v'||_2``, beta = gamma = 0.4); ``x'`` the FGSM
+    twin of each batch at ``epsilon`` standard deviations of the normalised inputs, from optimiser step
+    ``start_iteration`` on (paper: 1000). Categorical head only.
+    """
+
+    kind: str = setting("none", choices=ADVERSARIAL_KINDS)
+    epsilon: float = setting(0.05, min=0.0, max=10.0)
+    start_iteration: int = setting(1000, min=0)
+    alpha: float = setting(0.5, min=0.0, max=1.0)
+    beta: float = setting(0.4, min=0.0, max=1.0)
+    gamma: float = setting(0.4, min=0.0, max=1.0)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.beta + self.gamma > 1.0:
+            raise ConfigError(f"adversarial: beta + gamma must be at most 1 (the similarity term weighs "
+                              f"1 - beta - gamma), got {self.beta} + {self.gamma}")
+
+
 _LATER_MULTITASK_DEFAULTS: dict[str, Any] = {"sampling": "draw", "restore_best": True}
 """Keys of the ``multitask`` section added after runs were made with it: left out of ``to_dict`` at their default."""
 
 
-_LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "model_hyper": {}, "multitask": MultitaskConfig()}
+_LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "model_hyper": {}, "multitask": MultitaskConfig(),
+                                   "adversarial": AdversarialConfig()}
 """Keys added after runs were made with this format: left out of ``to_dict`` at their default."""
 
 
@@ -229,6 +259,7 @@ class TrainConfig:
     level_normalization: str = setting("off", choices=LEVEL_NORMALIZATIONS)
     normalization: str = setting("global", choices=NORMALIZATIONS)
     multitask: MultitaskConfig = setting(default_factory=MultitaskConfig)
+    adversarial: AdversarialConfig = setting(default_factory=AdversarialConfig)
 
     def __post_init__(self) -> None:
         check_fields(self)  # types, ranges and choices (an integer is a valid float setting)
@@ -238,6 +269,9 @@ class TrainConfig:
         if changed and self.augmentation.mode != "bank" and self.model not in SEGMENT_MODELS:
             raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
                               "node computes them); set augmentation.mode: bank")
+        if self.adversarial.kind != "none" and (self.head != "categorical" or self.model in SEGMENT_MODELS):
+            raise ConfigError(f"adversarial training (kind {self.adversarial.kind!r}) is for the categorical head of "
+                              f"utterance models, got head {self.head!r} and model {self.model!r}")
 
     @property
     def monitor_metric(self) -> str:

@@ -63,6 +63,7 @@ from ser_robot.train.checkpoint import (
     to_plain,
 )
 from ser_robot.train.bank import collate_features
+from ser_robot.train.adversarial import adversarial_step_loss
 from ser_robot.train.config import SEGMENT_MODELS, MultitaskConfig, TrainConfig
 from ser_robot.train.data import (
     DIMENSIONS,
@@ -707,15 +708,22 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
             feats = run.featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
                                    augment=True, generator=generator)
         targets = batch.targets(config.head).to(device)
-        with _autocast(config, device):
-            outputs = run.net(feats.features, feats.lengths)
-        if config.head == "dimensional" and config.dimensional_loss == "ccc":
-            loss = ccc_loss(outputs, targets) * (1.0 if real else 0.0)
-            batch_loss_sum = loss.detach() * real
-        else:
-            per_example = _per_example_loss(outputs, targets, config.head) * weights
+        if config.adversarial.kind != "none":  # Ren et al.: real and FGSM inputs (ser_robot.train.adversarial)
+            per_example = adversarial_step_loss(
+                run.model, run.net, feats.features, feats.lengths, targets, config.adversarial,
+                epoch * len(plan) + step, lambda: _autocast(config, device)) * weights
             loss = per_example.sum() * (context.world_size / global_size)
             batch_loss_sum = per_example.detach().sum()
+        else:
+            with _autocast(config, device):
+                outputs = run.net(feats.features, feats.lengths)
+            if config.head == "dimensional" and config.dimensional_loss == "ccc":
+                loss = ccc_loss(outputs, targets) * (1.0 if real else 0.0)
+                batch_loss_sum = loss.detach() * real
+            else:
+                per_example = _per_example_loss(outputs, targets, config.head) * weights
+                loss = per_example.sum() * (context.world_size / global_size)
+                batch_loss_sum = per_example.detach().sum()
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         run.scaler.unscale_(run.optimizer)
