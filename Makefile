@@ -27,6 +27,7 @@ bench: setup      ## benchmarks (ratios against a reference measured in the same
 	$(ENV) python bench/train_bench.py --out out/bench
 	$(ENV) python bench/model_forward_bench.py --out out/bench
 	$(ENV) python bench/segment_cost_bench.py --out out/bench
+	$(ENV) python bench/attack_bench.py --out out/bench
 	$(ENV) python bench/epoch_breakdown.py --out out/bench/epoch_breakdown
 	$(ENV) python bench/pipeline_realtime_bench.py --out out/bench
 	$(ENV) python bench/pipeline_streams_bench.py --out out/bench

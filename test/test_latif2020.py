@@ -211,4 +211,6 @@ def test_tables_run_at_tiny_size(name, tmp_path, cache):
         assert models == set(NAMES)
     if name == "table2":
         for job in (tmp_path / "results" / "jobs").glob("*/rep0/*"):
-            assert {p.name for p in job.glob("predictions_*.csv")} >= {"predictions_snr0.csv", "predictions_snr20.csv"}
+            assert {p.name for p in job.glob("predictions_*.csv")} >= {f"predictions_{t}.csv" for t in
+                                                                       ("snr0", "snr20", "fgsm", "bim")}
+        assert "| fgsm | bim |" in result.markdown  # Table 3: the same models under attack

@@ -71,6 +71,8 @@ __all__ = [
     "corpus_config",
     "deep_merge",
     "experiment_test_sets",
+    "ATTACK_METHODS",
+    "AttackSpec",
     "load_experiment",
 ]
 
@@ -217,6 +219,23 @@ class EffectSpec:
     paper: str = ""
 
 
+ATTACK_METHODS: tuple[str, ...] = ("fgsm", "bim", "pgd")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """``attacks``: an adversarial test set, the clean test utterances attacked white-box against each job's
+    trained model on its normalised inputs (:mod:`ser_robot.adversarial`; threat domain ``features``:
+    ``epsilon`` in standard deviations of the training population). ``name`` is the test set's name (an
+    effect's ``test_set``); ``steps`` and ``restarts`` are BIM's and PGD's (FGSM takes one step)."""
+
+    name: str = setting(nonempty=True)
+    method: str = setting(choices=ATTACK_METHODS)
+    epsilon: float = setting(min=0.0, max=10.0)
+    steps: int = setting(10, min=1, max=1000)
+    restarts: int = setting(1, min=1, max=100)
+
+
 @dataclass(frozen=True)
 class TrainSection:
     """``train``: the base training configuration and the overrides applied to every arm."""
@@ -242,6 +261,7 @@ class ExperimentConfig:
     seed: int = 0
     cache: str = "out/corpora"
     description: str = ""
+    attacks: tuple[AttackSpec, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe), the form copied into the results folder."""
@@ -252,6 +272,7 @@ class ExperimentConfig:
         data["tables"] = list(self.tables)
         data["effects"] = [dataclasses.asdict(e) for e in self.effects]
         data["protocol"]["unlabelled_sessions"] = list(self.protocol.unlabelled_sessions)
+        data["attacks"] = [dataclasses.asdict(a) for a in self.attacks]
         return data
 
     def arm(self, name: str) -> ArmConfig:
@@ -276,6 +297,8 @@ class ExperimentConfig:
             del data["protocol"]["selection_share"]
         if not data["protocol"]["unlabelled_sessions"]:
             del data["protocol"]["unlabelled_sessions"]
+        if not data["attacks"]:
+            del data["attacks"]
         for arm in data["arms"]:
             if not arm["unlabelled"]:
                 del arm["unlabelled"]
@@ -401,7 +424,8 @@ def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) 
 def experiment_test_sets(experiment: ExperimentConfig) -> tuple[str, ...]:
     """The test sets every job of ``experiment`` is scored on: clean, robot, then the noisy ones."""
     noisy = (experiment.target or experiment.corpus).noisy
-    return TEST_SETS + (noisy.test_sets if noisy is not None else ())
+    return (TEST_SETS + (noisy.test_sets if noisy is not None else ())
+            + tuple(attack.name for attack in experiment.attacks))
 
 
 def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
@@ -416,7 +440,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     where = str(path)
     data = read_yaml_mapping(path, "experiment")
     known = ("name", "description", "seed", "cache", "corpus", "target_corpus", "protocol", "train", "tables",
-             "effects", "arms")
+             "effects", "arms", "attacks")
     data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
     train = from_mapping(TrainSection, data["train"], f"{where}: train")
@@ -441,6 +465,10 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
             if arm_name not in names:
                 raise ConfigError(f"{where}: effect {effect.name!r} compares arm {arm_name!r}, which is not an arm; "
                                   f"the arms are {names}")
+    attacks_data = data.get("attacks") or []
+    if not isinstance(attacks_data, list):
+        raise ConfigError(f"{where}: key 'attacks' must be a list of attacks, got {attacks_data!r}")
+    attacks = tuple(from_mapping(AttackSpec, a, f"{where}: attacks[{i}]") for i, a in enumerate(attacks_data))
     tables = data.get("tables", ["table1"])
     if isinstance(tables, str):
         tables = [tables]
@@ -457,7 +485,13 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         if data.get("target_corpus") is not None else None,
         seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),
         cache=check_value("cache", data.get("cache", "out/corpora"), str, where=where, nonempty=True),
-        description=str(data.get("description") or "").strip())
+        description=str(data.get("description") or "").strip(), attacks=attacks)
+    clashing = sorted({a.name for a in attacks} & set(experiment_test_sets(dataclasses.replace(experiment, attacks=()))))
+    if clashing or len({a.name for a in attacks}) < len(attacks):
+        raise ConfigError(f"{where}: attack names must be unique and differ from the other test sets; "
+                          f"{clashing or [a.name for a in attacks]} clash")
+    if attacks and any(a.head != "categorical" for a in arms):
+        raise ConfigError(f"{where}: attacks are scored on the categorical head; every arm must be categorical")
     if "table2" in experiment.tables:
         full = [a for a in arms if a.removed is None and a.training == "augmented" and a.head == "categorical"]
         if not full or not any(a.removed for a in arms):

@@ -93,6 +93,7 @@ class JobSpec:
     noisy: dict[str, str] = field(default_factory=dict)
     target: str = ""
     selection_share: float = 0.0
+    attacks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -202,6 +203,9 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
         corpus_key["noisy"] = noisy  # type: ignore[assignment]
     if cross:
         corpus_key["target"] = str(tested.manifest)
+    attacks = [dataclasses.asdict(a) for a in experiment.attacks]
+    if attacks:
+        corpus_key["attacks"] = attacks  # type: ignore[assignment]
     jobs = []
     for repetition, index, fold in plan:
         speaker = f"split{index}" if cross else "+".join(fold.test.speakers)
@@ -222,7 +226,7 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                 job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
                 fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy,
                 target=str(tested.manifest) if cross else "",
-                selection_share=experiment.protocol.selection_share if cross else 0.0))
+                selection_share=experiment.protocol.selection_share if cross else 0.0, attacks=attacks))
     return jobs
 
 
@@ -335,6 +339,8 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
     metrics, nonfinite = test_clean_and_robot(result, config, fold.test, _manifest(spec.robot), job_dir,
                                               where=f"job {spec.job_dir}",
                                               noisy={name: _manifest(path) for name, path in spec.noisy.items()})
+    if spec.attacks:
+        metrics.update(test_attacked(result, config, fold.test, job_dir, spec.attacks))
     job = {**{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train_config", "job_dir", "threads")},
            "labels": list(result.labels), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "stopped_early": result.stopped_early, "train_seconds": round(seconds, 2),
@@ -389,6 +395,51 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
                                  labels)
         metrics[name] = metrics_from_predictions(read_predictions(path), labels)
     return metrics, nonfinite
+
+
+def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
+                  attacks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score a trained ``result`` on the clean ``test`` manifest attacked white-box by each of ``attacks``
+    (:class:`~ser_robot.experiments.config.AttackSpec` dicts) on its normalised inputs, the true labels as the
+    untargeted attack's; writes ``predictions_<attack name>.csv`` into ``out_dir``, returns the metrics."""
+    import torch
+
+    from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.train.data import UtteranceDataset
+    from ser_robot.train.distributed import DistContext
+    from ser_robot.train.features import BatchFeaturizer
+    from ser_robot.train.trainer import feature_batches, predict_features
+
+    device = next(result.model.parameters()).device
+    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
+                                                     level=config.level_normalization).to(device)
+    context = DistContext(device=device)
+    labels = list(result.labels)
+    dataset = UtteranceDataset(test, labels, config.sample_rate, cache=False)
+    targets = dataset.targets("categorical")
+    clean = feature_batches(featurizer, dataset, config, context)
+    model = result.model.eval()
+    metrics = {}
+    for attack in attacks:
+        threat = ThreatModel("features", float(attack["epsilon"]))
+        generator = torch.Generator().manual_seed(int(config.seed))
+        batches = []
+        for indices, feats in clean:
+            loss = feature_loss(model, targets[indices].to(device), feats.lengths)
+            if attack["method"] == "fgsm":
+                adversarial = fgsm(loss, feats.features, threat)
+            elif attack["method"] == "bim":
+                adversarial = bim(loss, feats.features, threat, steps=int(attack["steps"]))
+            else:
+                adversarial = pgd(loss, feats.features, threat, steps=int(attack["steps"]),
+                                  restarts=int(attack["restarts"]), generator=generator)
+            batches.append((indices, feats._replace(features=adversarial)))
+        outputs = predict_features(model, batches, config, context)
+        path = write_predictions(out_dir / f"predictions_{attack['name']}.csv", "categorical", [u.id for u in test],
+                                 [u.speaker for u in test], targets.numpy(), outputs.numpy(), labels)
+        metrics[attack["name"]] = metrics_from_predictions(read_predictions(path), labels)
+    return metrics
 
 
 def _finite_featurizer(base: type) -> type:

@@ -417,7 +417,7 @@ def load_jobs(results_dir: pathlib.Path) -> list[dict[str, Any]]:
 def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Predictions]]:
     """The ``runs.csv`` rows of one job, metrics recomputed from its predictions, and the predictions."""
     rows, predictions = [], {}
-    for test in (*TEST_SETS, *(job.get("noisy") or {})):
+    for test in (*TEST_SETS, *(job.get("noisy") or {}), *(a["name"] for a in job.get("attacks") or [])):
         path = pathlib.Path(job["dir"]) / f"predictions_{test}.csv"
         if not path.is_file():
             raise ExperimentError(f"job {job['dir']} has no {path.name}; delete the job folder and run the "
