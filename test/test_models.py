@@ -237,7 +237,8 @@ def test_rebuild_rejects_incomplete_config() -> None:
 
 def test_registry_and_shipped_configs() -> None:
     segment_models = {"mtl_aug", "latif_cnn", "latif_cnn_lstm", "densenet", "densenet_lstm", "densenet_lstm_highway"}
-    assert set(M.MODELS) == set(NAMES) | segment_models  # test/test_mtl_aug.py, test/test_latif2020.py
+    ren = {"ren_cnn4", "ren_vgg16", "ren_resnet50"}
+    assert set(M.MODELS) == set(NAMES) | segment_models | ren  # test_mtl_aug, test_latif2020, test_ren2020
     assert set(NAMES) <= set(M.model_config_names())
     rnn, cnn = M.load_model_config("lakomkin_rnn"), M.load_model_config("lakomkin_cnn")
     # what the paper states

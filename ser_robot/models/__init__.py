@@ -17,6 +17,8 @@ Every model maps a zero-padded batch to one vector per utterance::
 - :mod:`~ser_robot.models.latif2020`: the DenseNet-LSTM-Highway model of Latif et al. 2020 and its
   baselines (:class:`DenseNetLstmHighway`, :class:`DenseNet`, :class:`DenseNetLstm`, :class:`LatifCnn`,
   :class:`LatifCnnLstm`).
+- :mod:`~ser_robot.models.ren2020`: CNN-4, VGG-16 and ResNet-50 of Ren et al. 2020 (:class:`Cnn4`,
+  :class:`Vgg16`, :class:`ResNet50`).
 - :mod:`~ser_robot.models.mtl_aug`: :class:`MtlAug` (Latif et al., MTL-AUG), with
   :meth:`~MtlAug.training_output` and :meth:`~MtlAug.objective` for its auxiliary tasks.
 - :mod:`~ser_robot.models.registry`: :data:`MODELS`, :func:`build_model`,
@@ -28,6 +30,7 @@ from ser_robot.models.base import DIMENSIONAL_OUTPUTS, HEADS, HyperSpec, SerMode
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
 from ser_robot.models.latif2020 import DenseNet, DenseNetLstm, DenseNetLstmHighway, LatifCnn, LatifCnnLstm
 from ser_robot.models.mtl_aug import AUGMENTATION_TYPES, MtlAug
+from ser_robot.models.ren2020 import Cnn4, ResNet50, Vgg16
 from ser_robot.models.masking import (
     MaskedBatchNorm1d,
     lengths_to_mask,
@@ -48,6 +51,7 @@ from ser_robot.models.registry import (
 
 __all__ = [
     "AUGMENTATION_TYPES",
+    "Cnn4",
     "DIMENSIONAL_OUTPUTS",
     "HEADS",
     "MODELS",
@@ -62,6 +66,7 @@ __all__ = [
     "LatifCnn",
     "LatifCnnLstm",
     "ModelConfig",
+    "ResNet50",
     "SegmentModel",
     "SerModel",
     "TrainingOutput",
@@ -74,4 +79,5 @@ __all__ = [
     "model_from_config",
     "rebuild_model",
     "validate_model_config",
+    "Vgg16",
 ]

@@ -29,6 +29,7 @@ from ser_robot.models.base import HEADS, SerModel
 from ser_robot.models.lakomkin import LakomkinCNN, LakomkinRNN
 from ser_robot.models.latif2020 import DenseNet, DenseNetLstm, DenseNetLstmHighway, LatifCnn, LatifCnnLstm
 from ser_robot.models.mtl_aug import MtlAug
+from ser_robot.models.ren2020 import Cnn4, ResNet50, Vgg16
 
 __all__ = [
     "MODELS",
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 MODELS: dict[str, type[SerModel]] = {cls.NAME: cls for cls in (
-    LakomkinRNN, LakomkinCNN, MtlAug, LatifCnn, LatifCnnLstm, DenseNet, DenseNetLstm, DenseNetLstmHighway)}
+    LakomkinRNN, LakomkinCNN, MtlAug, LatifCnn, LatifCnnLstm, DenseNet, DenseNetLstm, DenseNetLstmHighway, Cnn4,
+    Vgg16, ResNet50)}
 """Registry: architecture name -> model class (a :class:`SerModel` subclass)."""
 
 _CONFIG_KEYS = ("architecture", "head", "num_classes", "feature_set", "hyper")

@@ -9,7 +9,7 @@ training population (threat domain ``features``). The per-example loss is then
 - ``vanilla``: ``alpha L(x) + (1 - alpha) L(x')`` (section 3.2.1, alpha = 0.5);
 - ``similarity``: ``beta L(x) + gamma L(x') + (1 - beta - gamma) ||v - v'||_2`` (section 3.2.2, beta = gamma
   = 0.4), ``v`` and ``v'`` the inputs of the model's last fully connected layer (``model.output``) for the
-  real and the adversarial example.
+  real and the adversarial example (a segment model's: the mean over the utterance's segments).
 
 Before ``start_iteration``, and with ``kind: none``, the loss is ``L(x)``.
 """
@@ -64,13 +64,20 @@ def adversarial_step_loss(model: torch.nn.Module, net: Callable[..., torch.Tenso
         adversarial = fgsm(feature_loss(model, labels, lengths), features, ThreatModel("features", config.epsilon))
     finally:
         model.train(was_training)
+    both, both_lengths = torch.cat([features, adversarial]), torch.cat([lengths, lengths])
     hook = last_layer_inputs(model) if config.kind == "similarity" else contextlib.nullcontext([])
     with hook as seen, forward():
-        outputs = net(torch.cat([features, adversarial]), torch.cat([lengths, lengths]))
+        outputs = net(both, both_lengths)
     losses = torch.nn.functional.cross_entropy(outputs.float(), torch.cat([labels, labels]), reduction="none")
     real, fake = losses.chunk(2)
     if config.kind == "vanilla":
         return config.alpha * real + (1 - config.alpha) * fake
-    v, v_adv = seen[-1].float().chunk(2)
+    v_all = seen[-1].float()
+    if v_all.shape[0] != both.shape[0]:  # a segment model: one row per segment, averaged per utterance
+        _, owner = model.segments(both, both_lengths)
+        total = torch.zeros(both.shape[0], v_all.shape[1], dtype=v_all.dtype, device=v_all.device)
+        total.index_add_(0, owner, v_all)
+        v_all = total / torch.bincount(owner, minlength=both.shape[0]).to(v_all.dtype)[:, None]
+    v, v_adv = v_all.chunk(2)
     distance = (v - v_adv).norm(p=2, dim=1)
     return config.beta * real + config.gamma * fake + (1 - config.beta - config.gamma) * distance
