@@ -248,7 +248,7 @@ def test_table2_tiny_runs_every_arm_with_unlabelled_sessions(tmp_path, cache):
                                                                    ("clean", "robot", "snr0", "snr20")}
 
 
-@pytest.mark.parametrize("name", ["table3", "table7", "fig2", "fig3"])
+@pytest.mark.parametrize("name", ["table3", "table6", "table7", "fig2", "fig3"])
 def test_ablation_figure_experiments_run_at_tiny_size(name, tmp_path, cache):
     from ser_robot.experiments import load_experiment, run_experiment
 
