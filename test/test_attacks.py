@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, waveform_loss
+from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, spsa, waveform_loss
 from ser_robot.errors import ConfigError
 
 ATTACKS = {
@@ -16,6 +16,8 @@ ATTACKS = {
     "bim": lambda loss, x, threat, **kw: bim(loss, x, threat, steps=5, **kw),
     "pgd": lambda loss, x, threat, **kw: pgd(loss, x, threat, steps=5, restarts=2,
                                             generator=torch.Generator().manual_seed(0), **kw),
+    "spsa": lambda loss, x, threat, **kw: spsa(loss, x, threat, steps=8, samples=16,
+                                              generator=torch.Generator().manual_seed(0), **kw),
 }
 
 
@@ -145,3 +147,26 @@ def test_a_waveform_attack_through_the_log_mel_extraction_fools_a_trained_model(
     with torch.no_grad():
         accuracy = float((classifier(normalizer(extractor(adversarial)), None).argmax(1) == labels).float().mean())
     assert accuracy < 0.5
+
+
+def test_spsa_breaks_a_defence_that_only_masks_gradients(problem):
+    """A model whose input passes through a rounding step (zero gradient almost everywhere) defeats PGD, which
+    sees no gradient, but not SPSA, which only reads loss values: what a gradient-masking defence looks like."""
+    model, x, lengths, labels = problem
+
+    class Masked(torch.nn.Module):
+        def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            return model(torch.round(features * 20) / 20, lengths)  # rounding: zero gradient almost everywhere
+
+    masked = Masked()
+    loss = feature_loss(masked, labels, lengths)
+    threat = ThreatModel("features", 1.0)
+    with torch.no_grad():
+        clean = float((masked(x, lengths).argmax(1) == labels).float().mean())
+        after_pgd = float((masked(pgd(loss, x, threat, steps=5, random_start=False), lengths).argmax(1) == labels)
+                          .float().mean())
+        after_spsa = float((masked(spsa(loss, x, threat, steps=8, samples=16, delta=0.1,
+                                        generator=torch.Generator().manual_seed(0)), lengths).argmax(1) == labels)
+                           .float().mean())
+    assert after_pgd == clean  # no gradient: PGD does nothing
+    assert after_spsa < clean - 0.3

@@ -2,12 +2,13 @@
 seeds/000 and seeds/002).
 
 - :mod:`~ser_robot.adversarial.attacks`: :class:`ThreatModel` (epsilon in documented units, the valid
-  range), :func:`fgsm` (with Ren et al.'s clip, eq. 2), :func:`bim`, :func:`pgd`; untargeted and targeted.
+  range), :func:`fgsm` (with Ren et al.'s clip, eq. 2), :func:`bim`, :func:`pgd`, and the gradient-free :func:`spsa` (a check for gradient masking);
+  untargeted and targeted.
 - :mod:`~ser_robot.adversarial.objectives`: the losses they raise, on model inputs or on the waveform
   through the differentiable feature extraction.
 """
 
-from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd
+from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd, spsa
 from ser_robot.adversarial.objectives import feature_loss, waveform_loss
 
-__all__ = ["DOMAINS", "ThreatModel", "bim", "feature_loss", "fgsm", "pgd", "waveform_loss"]
+__all__ = ["DOMAINS", "ThreatModel", "bim", "feature_loss", "fgsm", "pgd", "spsa", "waveform_loss"]

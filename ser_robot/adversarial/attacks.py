@@ -13,6 +13,9 @@ its ``domain``) and the valid range every value must stay in; the result always 
   range (Kurakin et al. 2017); no random start.
 - :func:`pgd`: BIM from a uniform random start in the ball, ``restarts`` times, keeping per example the
   perturbation with the worst loss for the model (Madry et al. 2018).
+- :func:`spsa`: the same projected signed steps on a gradient *estimated from loss values only* (SPSA,
+  Uesato et al. 2018): a defence that only breaks gradients (gradient masking) does not stop it, so a
+  defence that holds against PGD but not against SPSA is masking, not robust.
 
 Gradients are taken with ``torch.autograd.grad``, so the model's own parameter gradients are untouched;
 put the model in ``eval()`` mode first (batch normalisation and dropout otherwise change with the attack).
@@ -28,7 +31,7 @@ import torch
 
 from ser_robot.errors import ConfigError
 
-__all__ = ["DOMAINS", "Loss", "ThreatModel", "bim", "fgsm", "pgd"]
+__all__ = ["DOMAINS", "Loss", "ThreatModel", "bim", "fgsm", "pgd", "spsa"]
 
 DOMAINS: dict[str, str] = {
     "logmel_db": "dB of a log-Mel frame (the feature extractor's output, before normalisation)",
@@ -152,4 +155,31 @@ def _iterate(loss: Loss, start: torch.Tensor, x: torch.Tensor, threat: ThreatMod
     for _ in range(steps):
         _, grad = _gradient(loss, x_adv)
         x_adv = threat.project(x_adv + _step_sign(targeted) * size * grad.sign(), x)
+    return x_adv
+
+
+@torch.no_grad()
+def spsa(loss: Loss, x: torch.Tensor, threat: ThreatModel, *, steps: int = 20, samples: int = 32,
+         delta: float = 0.01, step_size: float | None = None, targeted: bool = False,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """A gradient-free attack: each step estimates the gradient from ``samples`` pairs of loss values at
+    ``x_adv +- delta * r`` (``r`` random signs; SPSA), then takes a signed step of ``step_size`` (default
+    ``epsilon / 4``) projected into the ball and the range. ``loss`` is only evaluated, never differentiated."""
+    if steps < 1 or samples < 1:
+        raise ConfigError(f"spsa needs steps >= 1 and samples >= 1, got {steps} and {samples}")
+    if not (math.isfinite(delta) and delta > 0):
+        raise ConfigError(f"spsa's delta must be a positive number, got {delta!r}")
+    x = x.detach()
+    if threat.epsilon == 0:
+        return x.clone()
+    size = threat.epsilon / 4 if step_size is None else step_size
+    x_adv = x.clone()
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    for _ in range(steps):
+        estimate = torch.zeros_like(x)
+        for _ in range(samples):
+            r = torch.randint(0, 2, x.shape, generator=generator, device="cpu").to(x.device, x.dtype) * 2 - 1
+            difference = loss(x_adv + delta * r) - loss(x_adv - delta * r)
+            estimate += difference.reshape(shape) * r
+        x_adv = threat.project(x_adv + _step_sign(targeted) * size * estimate.sign(), x)
     return x_adv
