@@ -77,7 +77,7 @@ def test_table2_runs_at_tiny_size(tmp_path):
     path = REPO / "training/experiments/ren2020_table2_tiny.yaml"
     result = run_experiment(path, out=tmp_path / "results", workers=1, progress=False, cache=tmp_path / "cache")
     assert result.jobs_run == len(load_experiment(path).arms)
-    assert "adversarial_training_defends" in result.markdown and "| fgsm10 |" in result.markdown
+    assert "adversarial_training_defends" in result.markdown and "| fgsm10 | pgd10 | spsa10 |" in result.markdown
     jobs = {p.parents[2].name: json.loads(p.read_text()) for p in (tmp_path / "results" / "jobs").glob("*/rep0/*/job.json")}
     clean, attacked = jobs["cnn4_single"]["metrics"]["clean"]["uar"], jobs["cnn4_single"]["metrics"]["fgsm10"]["uar"]
     assert attacked <= clean  # the white-box attack never helps the model it attacks

@@ -219,7 +219,7 @@ class EffectSpec:
     paper: str = ""
 
 
-ATTACK_METHODS: tuple[str, ...] = ("fgsm", "bim", "pgd")
+ATTACK_METHODS: tuple[str, ...] = ("fgsm", "bim", "pgd", "spsa")
 
 
 @dataclass(frozen=True)
@@ -227,13 +227,15 @@ class AttackSpec:
     """``attacks``: an adversarial test set, the clean test utterances attacked white-box against each job's
     trained model on its normalised inputs (:mod:`ser_robot.adversarial`; threat domain ``features``:
     ``epsilon`` in standard deviations of the training population). ``name`` is the test set's name (an
-    effect's ``test_set``); ``steps`` and ``restarts`` are BIM's and PGD's (FGSM takes one step)."""
+    effect's ``test_set``); ``steps`` are BIM's, PGD's and SPSA's (FGSM takes one step), ``restarts`` PGD's,
+    ``samples`` SPSA's loss-value pairs per step (the gradient-free attack that exposes gradient masking)."""
 
     name: str = setting(nonempty=True)
     method: str = setting(choices=ATTACK_METHODS)
     epsilon: float = setting(min=0.0, max=10.0)
     steps: int = setting(10, min=1, max=1000)
     restarts: int = setting(1, min=1, max=100)
+    samples: int = setting(32, min=1, max=10_000)
 
 
 @dataclass(frozen=True)

@@ -404,7 +404,7 @@ def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
     untargeted attack's; writes ``predictions_<attack name>.csv`` into ``out_dir``, returns the metrics."""
     import torch
 
-    from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd
+    from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, spsa
     from ser_robot.features.sets import create_extractor
     from ser_robot.train.data import UtteranceDataset
     from ser_robot.train.distributed import DistContext
@@ -431,9 +431,12 @@ def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
                 adversarial = fgsm(loss, feats.features, threat)
             elif attack["method"] == "bim":
                 adversarial = bim(loss, feats.features, threat, steps=int(attack["steps"]))
-            else:
+            elif attack["method"] == "pgd":
                 adversarial = pgd(loss, feats.features, threat, steps=int(attack["steps"]),
                                   restarts=int(attack["restarts"]), generator=generator)
+            else:
+                adversarial = spsa(loss, feats.features, threat, steps=int(attack["steps"]),
+                                   samples=int(attack["samples"]), generator=generator)
             batches.append((indices, feats._replace(features=adversarial)))
         outputs = predict_features(model, batches, config, context)
         path = write_predictions(out_dir / f"predictions_{attack['name']}.csv", "categorical", [u.id for u in test],
