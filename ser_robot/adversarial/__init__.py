@@ -6,9 +6,13 @@ seeds/000 and seeds/002).
   untargeted and targeted.
 - :mod:`~ser_robot.adversarial.objectives`: the losses they raise, on model inputs or on the waveform
   through the differentiable feature extraction.
+- :mod:`~ser_robot.adversarial.over_the_air`: :class:`AcousticChannel` (random rooms of an RIR bank's split
+  and noise, differentiable) and :func:`channel_loss` (expectation over transformation) for perturbations
+  played into a room.
 """
 
 from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd, spsa
 from ser_robot.adversarial.objectives import feature_loss, waveform_loss
+from ser_robot.adversarial.over_the_air import AcousticChannel, channel_loss
 
-__all__ = ["DOMAINS", "ThreatModel", "bim", "feature_loss", "fgsm", "pgd", "spsa", "waveform_loss"]
+__all__ = ["DOMAINS", "AcousticChannel", "ThreatModel", "bim", "channel_loss", "feature_loss", "fgsm", "pgd", "spsa", "waveform_loss"]
