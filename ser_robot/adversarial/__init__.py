@@ -15,4 +15,5 @@ from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd, 
 from ser_robot.adversarial.objectives import feature_loss, waveform_loss
 from ser_robot.adversarial.over_the_air import AcousticChannel, channel_loss
 
-__all__ = ["DOMAINS", "AcousticChannel", "ThreatModel", "bim", "channel_loss", "feature_loss", "fgsm", "pgd", "spsa", "waveform_loss"]
+__all__ = ["DOMAINS", "AcousticChannel", "ThreatModel", "bim", "channel_loss", "feature_loss", "fgsm", "pgd", "spsa",
+           "waveform_loss"]
