@@ -14,7 +14,8 @@ import torch
 from ser_robot.adversarial import ThreatModel, feature_loss, fgsm
 from ser_robot.errors import ConfigError
 from ser_robot.models import build_model
-from ser_robot.train.adversarial import adversarial_step_loss, last_layer_inputs
+from ser_robot.adversarial.objectives import last_layer_inputs
+from ser_robot.train.adversarial import adversarial_step_loss
 from ser_robot.train.config import AdversarialConfig, load_train_config
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

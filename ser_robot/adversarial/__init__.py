@@ -9,11 +9,14 @@ seeds/000 and seeds/002).
 - :mod:`~ser_robot.adversarial.over_the_air`: :class:`AcousticChannel` (random rooms of an RIR bank's split
   and noise, differentiable) and :func:`channel_loss` (expectation over transformation) for perturbations
   played into a room.
+- :mod:`~ser_robot.adversarial.detector`: :class:`MahalanobisDetector` (a score for adversarial or
+  out-of-distribution input), :func:`roc_auc`, and the loss of an attacker who knows the detector.
 """
 
 from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd, spsa
+from ser_robot.adversarial.detector import MahalanobisDetector, adaptive_loss, embeddings, roc_auc
 from ser_robot.adversarial.objectives import feature_loss, waveform_loss
 from ser_robot.adversarial.over_the_air import AcousticChannel, channel_loss
 
-__all__ = ["DOMAINS", "AcousticChannel", "ThreatModel", "bim", "channel_loss", "feature_loss", "fgsm", "pgd", "spsa",
-           "waveform_loss"]
+__all__ = ["DOMAINS", "AcousticChannel", "MahalanobisDetector", "ThreatModel", "adaptive_loss", "bim", "channel_loss",
+           "embeddings", "feature_loss", "fgsm", "pgd", "roc_auc", "spsa", "waveform_loss"]

@@ -14,14 +14,16 @@ classes for an untargeted attack, the targets for a targeted one).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.nn import functional as F
 
 from ser_robot.adversarial.attacks import Loss
+from ser_robot.errors import ConfigError
 
-__all__ = ["feature_loss", "waveform_loss"]
+__all__ = ["feature_loss", "last_layer_inputs", "utterance_rows", "waveform_loss"]
 
 
 def feature_loss(model: torch.nn.Module, labels: torch.Tensor, lengths: torch.Tensor,
@@ -47,3 +49,30 @@ def waveform_loss(model: torch.nn.Module, extractor: torch.nn.Module,
         return F.cross_entropy(model(normalizer(frames), lengths).float(), labels, reduction="none")
 
     return loss
+
+
+@contextlib.contextmanager
+def last_layer_inputs(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Within the block, each forward of ``model`` appends the input of ``model.output`` (its last fully
+    connected layer, ``(batch, units)``) to the yielded list."""
+    output = getattr(model, "output", None)
+    if not isinstance(output, torch.nn.Linear):
+        raise ConfigError(f"similarity-based adversarial training needs the model's last fully connected layer as "
+                          f"'output' (nn.Linear); {type(model).__name__} has {type(output).__name__}")
+    seen: list[torch.Tensor] = []
+    handle = output.register_forward_hook(lambda _module, inputs, _out: seen.append(inputs[0]))
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def utterance_rows(model: torch.nn.Module, v: torch.Tensor, features: torch.Tensor,
+                   lengths: torch.Tensor) -> torch.Tensor:
+    """``v`` captured by :func:`last_layer_inputs` as one row per utterance ``(batch, units)``: a segment model
+    gives one row per segment, averaged here over each utterance's segments."""
+    if v.shape[0] == features.shape[0]:
+        return v
+    _, owner = model.segments(features, lengths)  # type: ignore[attr-defined]
+    total = torch.zeros(features.shape[0], v.shape[1], dtype=v.dtype, device=v.device).index_add(0, owner, v)
+    return total / torch.bincount(owner, minlength=features.shape[0]).to(v.dtype)[:, None]

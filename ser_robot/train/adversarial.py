@@ -17,31 +17,15 @@ Before ``start_iteration``, and with ``kind: none``, the loss is ``L(x)``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
 from ser_robot.adversarial import ThreatModel, feature_loss, fgsm
-from ser_robot.errors import ConfigError
+from ser_robot.adversarial.objectives import last_layer_inputs, utterance_rows
 from ser_robot.train.config import AdversarialConfig
 
-__all__ = ["adversarial_step_loss", "last_layer_inputs"]
-
-
-@contextlib.contextmanager
-def last_layer_inputs(model: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Within the block, each forward of ``model`` appends the input of ``model.output`` (its last fully
-    connected layer, ``(batch, units)``) to the yielded list."""
-    output = getattr(model, "output", None)
-    if not isinstance(output, torch.nn.Linear):
-        raise ConfigError(f"similarity-based adversarial training needs the model's last fully connected layer as "
-                          f"'output' (nn.Linear); {type(model).__name__} has {type(output).__name__}")
-    seen: list[torch.Tensor] = []
-    handle = output.register_forward_hook(lambda _module, inputs, _out: seen.append(inputs[0]))
-    try:
-        yield seen
-    finally:
-        handle.remove()
+__all__ = ["adversarial_step_loss"]
 
 
 def adversarial_step_loss(model: torch.nn.Module, net: Callable[..., torch.Tensor], features: torch.Tensor,
@@ -72,12 +56,6 @@ def adversarial_step_loss(model: torch.nn.Module, net: Callable[..., torch.Tenso
     real, fake = losses.chunk(2)
     if config.kind == "vanilla":
         return config.alpha * real + (1 - config.alpha) * fake
-    v_all = seen[-1].float()
-    if v_all.shape[0] != both.shape[0]:  # a segment model: one row per segment, averaged per utterance
-        _, owner = model.segments(both, both_lengths)
-        total = torch.zeros(both.shape[0], v_all.shape[1], dtype=v_all.dtype, device=v_all.device)
-        total.index_add_(0, owner, v_all)
-        v_all = total / torch.bincount(owner, minlength=both.shape[0]).to(v_all.dtype)[:, None]
-    v, v_adv = v_all.chunk(2)
+    v, v_adv = utterance_rows(model, seen[-1].float(), both, both_lengths).chunk(2)
     distance = (v - v_adv).norm(p=2, dim=1)
     return config.beta * real + config.gamma * fake + (1 - config.beta - config.gamma) * distance
