@@ -63,7 +63,8 @@ class SegmentModel(SerModel):
     """
 
     SEGMENT_TRAINED: ClassVar[bool] = True
-    """Trained by :mod:`ser_robot.train.segments` (not by the utterance trainer)."""
+    """Trained by :mod:`ser_robot.train.segments`; False: by the utterance trainer (the Ren et al. models,
+    which only borrow the segmenting)."""
     POOLING: ClassVar[str] = "logits"
 
     def __init__(self, num_features: int, head: str, num_classes: int | None, hyper: dict) -> None:

@@ -2,7 +2,7 @@
 (seeds/000, 4.2-4.4).
 
 :func:`train_segments` runs one fold, called by :func:`ser_robot.train.trainer.train` for a model whose
-class is a :class:`~ser_robot.models.segments.SegmentModel`; it returns the same
+class says ``SEGMENT_TRAINED`` (a :class:`~ser_robot.models.segments.SegmentModel`); it returns the same
 :class:`~ser_robot.train.trainer.TrainResult` and writes the same checkpoints, so experiments,
 ``build-model``, evaluation and the inference node take its models as they take any other.
 
@@ -53,6 +53,7 @@ from ser_robot.errors import ConfigError, TrainError
 from ser_robot.features.normalization import FeatureNormalizer
 from ser_robot.features.sets import create_extractor
 from ser_robot.models import AUGMENTATION_TYPES, build_model
+from ser_robot.models.segments import SegmentModel
 from ser_robot.train.checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state, to_plain
 from ser_robot.train.config import TrainConfig
 from ser_robot.train.data import UtteranceDataset, label_set, load_waveform
