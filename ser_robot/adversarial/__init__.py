@@ -11,6 +11,8 @@ seeds/000 and seeds/002).
   played into a room.
 - :mod:`~ser_robot.adversarial.detector`: :class:`MahalanobisDetector` (a score for adversarial or
   out-of-distribution input), :func:`roc_auc`, and the loss of an attacker who knows the detector.
+- :mod:`~ser_robot.adversarial.ssad`: SSAD (Su and Lee): self-supervised adversaries, the purifier's losses,
+  :class:`~ser_robot.adversarial.ssad.PurifiedModel`, protection efficacy and recovery rate.
 """
 
 from ser_robot.adversarial.attacks import DOMAINS, ThreatModel, bim, fgsm, pgd, spsa

@@ -19,6 +19,8 @@ Every model maps a zero-padded batch to one vector per utterance::
   :class:`LatifCnnLstm`).
 - :mod:`~ser_robot.models.ren2020`: CNN-4, VGG-16 and ResNet-50 of Ren et al. 2020 (:class:`Cnn4`,
   :class:`Vgg16`, :class:`ResNet50`).
+- :mod:`~ser_robot.models.ssad`: SSAD's purify network and discriminator (Su and Lee; not registry models:
+  a front end, configured by ``config/models/ssad.yaml``).
 - :mod:`~ser_robot.models.mtl_aug`: :class:`MtlAug` (Latif et al., MTL-AUG), with
   :meth:`~MtlAug.training_output` and :meth:`~MtlAug.objective` for its auxiliary tasks.
 - :mod:`~ser_robot.models.registry`: :data:`MODELS`, :func:`build_model`,

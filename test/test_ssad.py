@@ -1,0 +1,92 @@
+"""SSAD (Su and Lee): the purifier and discriminator of the paper's sizes, padding never changes a purified
+frame, self-supervised adversaries stay within their budget and move the representation, a training step
+lowers the purifier's loss, the purified model is a differentiable front end, and PE / RR follow eq. 12-13."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ser_robot.adversarial.ssad import (PurifiedModel, protection_efficacy, recovery_rate, ssa_adversaries,
+                                        ssad_losses)
+from ser_robot.errors import ConfigError
+from ser_robot.models import build_model
+from ser_robot.models.ssad import Discriminator, Purifier, load_ssad_config
+
+
+@pytest.fixture()
+def parts():
+    torch.manual_seed(0)
+    config = load_ssad_config(layers=2, feedforward=64, disc_dense=[64, 16], disc_channels=4, dropout=0.0)
+    extractor = build_model("ren_vgg16", 64, "categorical", seed=0, width=0.0625, segment_frames=40).eval()
+    for p in extractor.parameters():
+        p.requires_grad_(False)
+
+    def feature(frames: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return extractor.embed(extractor._padded(frames[:, :40]))[1]
+
+    return config, Purifier(config), Discriminator(config), feature, extractor
+
+
+def test_the_papers_sizes():
+    config = load_ssad_config()
+    purifier, discriminator = Purifier(config), Discriminator(config)
+    assert len(purifier.encoder.layers) == 6 and purifier.encoder.layers[0].self_attn.num_heads == 8
+    linears = [m for m in discriminator.dense if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [4096, 1024, 64, 1]
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in discriminator.modules()) == 5
+    assert (config.step_size, config.budget, config.alpha, config.beta, config.gamma) == (0.01, 0.06, 1, 1, 1)
+
+
+def test_padding_never_changes_a_purified_frame_and_an_untrained_purifier_is_the_identity(parts):
+    config, purifier, _, _, _ = parts
+    purifier.eval()
+    x, lengths = torch.randn(2, 30, 64), torch.tensor([30, 18])
+    torch.testing.assert_close(purifier(x, lengths), x)  # the correction starts at zero
+    torch.nn.init.normal_(purifier.correction.weight, std=0.1)
+    batch = purifier(x, lengths)
+    alone = purifier(x[1:, :18], lengths[1:])
+    torch.testing.assert_close(batch[1:, :18], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_ssa_adversaries_stay_within_the_budget_and_move_the_representation(parts):
+    config, _, _, feature, _ = parts
+    x, lengths = torch.randn(3, 40, 64), torch.full((3,), 40)
+    adversarial = ssa_adversaries(feature, x, lengths, config.step_size, config.budget)
+    assert float((adversarial - x).abs().max()) <= config.budget + 1e-6
+    assert bool(((feature(adversarial, lengths) - feature(x, lengths)).norm(dim=1) > 0).all())
+
+
+def test_a_training_step_lowers_the_purifiers_loss(parts):
+    config, purifier, discriminator, feature, _ = parts
+    x, lengths = torch.randn(4, 40, 64), torch.full((4,), 40)
+    adversarial = ssa_adversaries(feature, x, lengths, config.step_size, config.budget)
+    optimizer = torch.optim.Adam(purifier.parameters(), lr=1e-3)
+    first = None
+    for _ in range(15):
+        losses = ssad_losses(purifier, discriminator, feature, x, adversarial, lengths, config)
+        first = float(losses["pix"].detach()) if first is None else first
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+    assert float(ssad_losses(purifier, discriminator, feature, x, adversarial, lengths, config)["pix"].detach()) < first
+    assert {"pix", "feat", "adv", "total", "discriminator"} <= set(losses)
+
+
+def test_the_purified_model_is_a_differentiable_front_end(parts):
+    _, purifier, _, _, extractor = parts
+    composed = PurifiedModel(purifier.eval(), extractor)
+    x = torch.randn(2, 40, 64, requires_grad=True)
+    composed(x, torch.full((2,), 40)).sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0  # the adaptive attacker's gradient exists
+
+
+def test_protection_efficacy_and_recovery_rate_follow_eq_12_and_13():
+    clean = np.array([1, 1, 1, 1, 0, 0], dtype=bool)
+    attacked = np.array([0, 0, 1, 1, 0, 0], dtype=bool)  # half the correct ones flipped: R_no-protect 0.5
+    protected = np.array([1, 0, 1, 1, 1, 0], dtype=bool)  # one flipped: R_protected 0.25
+    assert protection_efficacy(clean, attacked, protected) == pytest.approx(0.5)
+    assert recovery_rate(clean, protected) == pytest.approx(0.5)  # one of the two clean-wrong ones corrected
+    with pytest.raises(ConfigError, match="turned no correct prediction wrong"):
+        protection_efficacy(clean, clean, clean)
