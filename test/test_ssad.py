@@ -4,6 +4,8 @@ lowers the purifier's loss, the purified model is a differentiable front end, an
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,8 @@ from ser_robot.adversarial.ssad import (PurifiedModel, protection_efficacy, reco
 from ser_robot.errors import ConfigError
 from ser_robot.models import build_model
 from ser_robot.models.ssad import Discriminator, Purifier, load_ssad_config
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
@@ -90,3 +94,21 @@ def test_protection_efficacy_and_recovery_rate_follow_eq_12_and_13():
     assert recovery_rate(clean, protected) == pytest.approx(0.5)  # one of the two clean-wrong ones corrected
     with pytest.raises(ConfigError, match="turned no correct prediction wrong"):
         protection_efficacy(clean, clean, clean)
+
+
+def test_train_purifier_against_a_trained_log_mel_model(tiny_corpus, tmp_path):
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.train.config import load_train_config
+    from ser_robot.train.purifier import train_purifier
+    from ser_robot.train.trainer import train
+
+    fold = leave_one_speaker_out(read_manifest(tiny_corpus), validation="partner")[0]
+    target = train(load_train_config(REPO / "config/train/ren2020.yaml", {
+        "model": "ren_vgg16", "epochs": 1, "batch_size": 8, "model_hyper": {"width": 0.0625, "segment_frames": 80}}),
+        fold, out_dir=tmp_path / "target", progress=False)
+    config = load_ssad_config(layers=1, feedforward=32, disc_dense=[32], disc_channels=4)
+    result = train_purifier(fold, target.best_checkpoint, config, epochs=2, frames=80, out_dir=tmp_path / "ssad")
+    assert len(result.history) == 2 and all(np.isfinite(h["total"]) for h in result.history)
+    saved = torch.load(result.checkpoint, weights_only=True)
+    assert saved["kind"] == "ssad_purifier" and saved["feature_set"] == "logmel_ren2020"
