@@ -331,6 +331,8 @@ INFERENCE_PARAMS = (
     ParamSpec("vad_topic", "vad", "FeatureFrames topic of the feature node's speech probability.", check=_check_topic),
     ParamSpec("output_topic", "emotion", "Emotion topic the results are published on.", check=_check_topic),
     ParamSpec("model", "", "Checkpoint (ser-robot train, build-model); empty = the shipped default model."),
+    ParamSpec("purifier", "", "SSAD purifier checkpoint (purifier.pt, same feature set as the model) run on every "
+              "window before the model; empty = none."),
     ParamSpec("device", "auto", "Torch device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."),
     ParamSpec("backend", "auto", "auto: onnxruntime on CPU when the model's export matches PyTorch, else PyTorch; "
               "torch; onnxruntime (CPU only).", choices=("auto", "torch", "onnxruntime")),

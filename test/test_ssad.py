@@ -112,3 +112,40 @@ def test_train_purifier_against_a_trained_log_mel_model(tiny_corpus, tmp_path):
     assert len(result.history) == 2 and all(np.isfinite(h["total"]) for h in result.history)
     saved = torch.load(result.checkpoint, weights_only=True)
     assert saved["kind"] == "ssad_purifier" and saved["feature_set"] == "logmel_ren2020"
+
+
+def test_the_served_model_runs_the_purifier_first_and_refuses_a_mismatch(tiny_corpus, tmp_path):
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.errors import CheckpointError, FeatureMismatchError
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.inference.model import EmotionModel
+    from ser_robot.train.config import load_train_config
+    from ser_robot.train.data import load_waveform
+    from ser_robot.train.purifier import train_purifier
+    from ser_robot.train.trainer import train
+
+    fold = leave_one_speaker_out(read_manifest(tiny_corpus), validation="partner")[0]
+    target = train(load_train_config(REPO / "config/train/ren2020.yaml", {
+        "model": "ren_cnn4", "epochs": 1, "batch_size": 8, "model_hyper": {"width": 0.0625, "segment_frames": 80}}),
+        fold, out_dir=tmp_path / "target", progress=False)
+    config = load_ssad_config(layers=1, feedforward=32, disc_dense=[32], disc_channels=4)
+    purifier = train_purifier(fold, target.best_checkpoint, config, epochs=1, frames=80, out_dir=tmp_path / "ssad")
+    torch.nn.init.normal_(purifier.purifier.correction.weight, std=0.05)  # a purifier that changes its input
+    checkpoint = torch.load(purifier.checkpoint, weights_only=True)
+    checkpoint["state"] = purifier.purifier.state_dict()
+    torch.save(checkpoint, purifier.checkpoint)
+    served = EmotionModel(target.best_checkpoint, "cpu", backend="torch", purifier=purifier.checkpoint)
+    assert "+ssad@" in served.model_id
+    frames = create_extractor("logmel_ren2020")(load_waveform(str(fold.test[0].path), 16000)[None])[0].numpy()
+    plain = EmotionModel(target.best_checkpoint, "cpu", backend="torch")
+    expected = plain.predict(served.purifier(frames)).probabilities
+    np.testing.assert_allclose(served.predict(frames).probabilities, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain.predict(frames).probabilities, expected)
+    with pytest.raises(CheckpointError, match="not an SSAD purifier"):
+        EmotionModel(target.best_checkpoint, "cpu", purifier=target.best_checkpoint)
+    other = train(load_train_config(REPO / "config/train/lakomkin.yaml", {
+        "model": "lakomkin_cnn", "epochs": 1, "batch_size": 8, "augmentation": {"kind": "none"}}),
+        fold, out_dir=tmp_path / "other", progress=False)
+    with pytest.raises(FeatureMismatchError, match="must share a feature set"):
+        EmotionModel(other.best_checkpoint, "cpu", purifier=purifier.checkpoint)

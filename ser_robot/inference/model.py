@@ -71,10 +71,12 @@ class EmotionModel:
     ``backend`` (:data:`~ser_robot.inference.onnx_backend.BACKENDS`): ``auto`` runs onnxruntime on
     CPU when the model exports and matches PyTorch (:attr:`backend_note` says why not otherwise),
     PyTorch on CUDA; ``onnxruntime`` insists (CPU only) and raises :class:`ConfigError` when it
-    cannot; ``torch`` always PyTorch. :attr:`backend` is the one in use.
+    cannot; ``torch`` always PyTorch. :attr:`backend` is the one in use. ``purifier``: an SSAD purifier
+    checkpoint on the same feature set, run on every window before the model (:attr:`purifier`).
     """
 
-    def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto", backend: str = "auto") -> None:
+    def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto", backend: str = "auto",
+                 purifier: str | pathlib.Path | None = None) -> None:
         from ser_robot.features.sets import create_extractor
         from ser_robot.train.checkpoint import load_model
 
@@ -119,6 +121,16 @@ class EmotionModel:
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
         self.model_id = f"{checkpoint['model']['name']}:{self.path.stem}@{digest}"
         self.backend, self.backend_note, self._onnx = self._choose_backend(backend)
+        self.purifier = None
+        if purifier:  # SSAD's purify network in front of the model (ser_robot.inference.purifier)
+            from ser_robot.inference.purifier import PurifierFrontEnd
+
+            self.purifier = PurifierFrontEnd(purifier, self.device)
+            if self.purifier.feature_set != self.feature_set or \
+                    self.purifier.normalizer.num_features != len(self.feature_names):
+                raise FeatureMismatchError(f"purifier {purifier} was trained on {self.purifier.feature_set!r}, the "
+                                           f"model {self.model_id} on {self.feature_set!r}: they must share a feature set")
+            self.model_id += f"+ssad@{self.purifier.digest}"
 
     def _choose_backend(self, backend: str) -> tuple[str, str, OnnxForward | None]:
         """``(backend in use, why, onnxruntime runner or None)`` for the asked ``backend``."""
@@ -179,6 +191,8 @@ class EmotionModel:
         if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
+        if self.purifier is not None:
+            frames = self.purifier(frames)
         if stream is not None:  # onto the population's scale, which the model's own normaliser then removes
             mean, scale = self._population
             normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))

@@ -166,7 +166,7 @@ class InferenceNode(ConsumerNode):
         try:
             self.params = p = read_parameters(self, self.KIND)
             self.settings = InferenceSettings.from_params(p)
-            self.model = EmotionModel(p["model"] or None, p["device"], p["backend"])
+            self.model = EmotionModel(p["model"] or None, p["device"], p["backend"], purifier=p["purifier"] or None)
         except SerRobotError as exc:
             self.get_logger().error(f"cannot start: {exc}")
             return TransitionCallbackReturn.FAILURE
