@@ -292,6 +292,21 @@ def _baseline_scores(model: Any, train: Any, conditions: dict[str, dict[str, Any
     return baseline.scores(tests)
 
 
+ARCHITECTURES: dict[str, str] = {
+    "lakomkin_rnn": "Lakomkin et al., IROS 2018: 2 bidirectional GRU layers, mean over time, softmax",
+    "lakomkin_cnn": "Lakomkin et al., IROS 2018: three 1-D convolutions, max over time, softmax",
+    "mtl_aug": "Latif et al., MTL-AUG: a convolutional encoder, BLSTM, attention and a dense layer for the emotions; "
+               "its augmentation-type classifier and decoder train with it and are not used to predict",
+}
+"""The card's one-line description of each architecture a model build can train."""
+
+
+def _input_text(feature_set: str) -> str:
+    if feature_set == "egemaps":
+        return "eGEMAPS-like LLDs, 16 kHz, 100 frames/s"
+    return f"log-Mel, the {feature_set.removeprefix('logmel_')} preset of config/features.yaml"
+
+
 def _recipe_text(report: dict[str, Any]) -> str:
     """How the model was trained, in one sentence of the card (the two trainers differ)."""
     recipe = report["recipe"]
@@ -370,14 +385,15 @@ def model_card(report: dict[str, Any], build: ModelBuildConfig) -> str:
                   "", sweep["markdown"], ""]
     lines += [
         "## Model", "",
-        f"- Architecture: `{report['model']}` (Lakomkin et al., IROS 2018: 2 bidirectional GRU layers, mean over "
-        f"time, softmax), {report['parameters']:,} parameters, head `{report['head']}`, classes {labels}.",
-        f"- Input: `{report['feature_set']}` frames (eGEMAPS-like LLDs, 16 kHz, 100 frames/s) after the level "
+        f"- Architecture: `{report['model']}` ({ARCHITECTURES.get(report['model'], 'see config/models/')}), "
+        f"{report['parameters']:,} parameters, head `{report['head']}`, classes {labels}.",
+        f"- Input: `{report['feature_set']}` frames ({_input_text(report['feature_set'])}) after the level "
         f"normaliser ({report.get('level_normalization', 'off')}), z-normalised with {normalization}.",
         f"- File: `model.pt`, {report['file_bytes'] / 1e6:.2f} MB, sha256 `{report['sha256'][:16]}…`; "
         "a `ser_robot.checkpoint` loaded with `torch.load(weights_only=True)`.", "",
         "## Training", "",
-        f"- Command: `make model` (= `{report['command']}`), {report['started'][:10]}, "
+        f"- Command: `{report['command']}`{' (`make model`)' if report['model'] == 'lakomkin_rnn' else ''}, "
+        f"{report['started'][:10]}, "
         f"{report['train_seconds'] / 60:.0f} min of training (sum of the epochs) on {report['machine']['cpu']} "
         f"({report['machine']['cpu_count']} cores){', ' + report['machine']['cuda'] if report['machine'].get('cuda') else ''}.",
         f"- Data: synthetic corpus `{synth.get('voices', 'core')}` of {synth.get('speakers')} voices x "
