@@ -17,21 +17,14 @@ import argparse
 import contextlib
 import json
 import pathlib
-import time
 
-import numpy as np
+from timing import median_ms
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _median_s(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+def _seconds(call, repeats: int) -> float:
+    return median_ms(call, repeats) / 1000
 
 
 def main() -> int:
@@ -63,9 +56,9 @@ def main() -> int:
         with torch.no_grad():
             model(frames, lengths)
 
-    rows = [{"what": "clean forward (reference)", "seconds": _median_s(forward, args.repeats)}]
-    rows.append({"what": "FGSM", "seconds": _median_s(lambda: fgsm(loss, frames, threat), args.repeats)})
-    rows.append({"what": "PGD-10", "seconds": _median_s(lambda: pgd(loss, frames, threat, steps=10), args.repeats)})
+    rows = [{"what": "clean forward (reference)", "seconds": _seconds(forward, args.repeats)}]
+    rows.append({"what": "FGSM", "seconds": _seconds(lambda: fgsm(loss, frames, threat), args.repeats)})
+    rows.append({"what": "PGD-10", "seconds": _seconds(lambda: pgd(loss, frames, threat, steps=10), args.repeats)})
     for row in rows:
         row["seconds_per_utterance"] = row["seconds"] / args.utterances
         row["ratio_to_reference"] = round(row["seconds"] / rows[0]["seconds"], 2)
@@ -87,7 +80,7 @@ def main() -> int:
             per_example.mean().backward()
             optimizer.step()
 
-        steps.append({"training": kind, "seconds_per_step": _median_s(step, args.repeats)})
+        steps.append({"training": kind, "seconds_per_step": _seconds(step, args.repeats)})
     for row in steps:
         row["ratio_to_clean"] = round(row["seconds_per_step"] / steps[0]["seconds_per_step"], 2)
 

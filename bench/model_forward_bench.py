@@ -16,19 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 
 import numpy as np
-
-
-def _times(call, frames: np.ndarray, repeats: int) -> list[float]:
-    call(frames)  # warm-up
-    out = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call(frames)
-        out.append(1000 * (time.perf_counter() - started))
-    return out
+from timing import times_ms
 
 
 def main() -> int:
@@ -64,10 +54,10 @@ def main() -> int:
                 window(torch.from_numpy(x))
 
         row = {"model": name, "feature_set": config.feature_set, "parameters": sum(p.numel() for p in model.parameters()),
-               "torch_ms": _times(torch_call, frames, args.repeats)}
+               "torch_ms": times_ms(lambda: torch_call(frames), args.repeats)}
         try:
             onnx = OnnxForward(model, normalizer, len(names))
-            row["onnxruntime_ms"] = _times(onnx, frames, args.repeats)
+            row["onnxruntime_ms"] = times_ms(lambda: onnx(frames), args.repeats)
         except OnnxExportError as error:
             row["onnxruntime_ms"], row["onnx_note"] = [], str(error)[:200]
         rows.append(row)

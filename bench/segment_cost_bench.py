@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 
-import numpy as np
+from timing import median_ms
 
 HALF = {  # the `cpu` size's widths (training/experiments/latif2020_table1_cpu.yaml)
     "latif_cnn": {"channels": [16, 32, 32], "lstm_units": 64, "dense_units": 64},
@@ -27,16 +26,6 @@ HALF = {  # the `cpu` size's widths (training/experiments/latif2020_table1_cpu.y
     "densenet_lstm_highway": {"stem_channels": 24, "growth": 12, "lstm_units": 64, "dense_units": 64},
 }
 REFERENCE = ("densenet_lstm_highway", "paper")
-
-
-def _median_ms(call, repeats: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(1000 * (time.perf_counter() - started))
-    return float(np.median(times))
 
 
 def main() -> int:
@@ -77,8 +66,8 @@ def main() -> int:
 
             rows.append({"model": name, "width": width, "segment_frames": frames,
                          "parameters": sum(p.numel() for p in model.parameters()),
-                         "train_ms_per_segment": _median_ms(step, args.repeats) / args.batch,
-                         "forward_ms_per_segment": _median_ms(forward, args.repeats) / args.batch})
+                         "train_ms_per_segment": median_ms(step, args.repeats) / args.batch,
+                         "forward_ms_per_segment": median_ms(forward, args.repeats) / args.batch})
     reference = next(r for r in rows if (r["model"], r["width"]) == REFERENCE)["train_ms_per_segment"]
     lines = [f"# Training cost per segment (batch {args.batch}, one thread, median of {args.repeats})", "",
              "| model | width | parameters | train step (ms / segment) | forward (ms / segment) | "

@@ -105,3 +105,19 @@ def tiny_checkpoint(tiny_corpus, tmp_path_factory):
         return made[(model, feature_set)]
 
     return make
+
+
+def assert_padding_invariant(model, x, lengths, junk_row: int, atol: float = 1e-6):
+    """``model(x, lengths)`` equals each utterance scored alone, ignores frames past row ``junk_row``'s length,
+    and ``forward_one`` of every row's valid frames equals its row of the batch; returns the batch output."""
+    import torch
+
+    batch = model(x, lengths)
+    alone = torch.cat([model(x[i: i + 1, : int(n)], lengths[i: i + 1]) for i, n in enumerate(lengths)])
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=atol)
+    junk = x.clone()
+    junk[junk_row, int(lengths[junk_row]):] = 1e6  # frames past an utterance's length are never read
+    torch.testing.assert_close(model(junk, lengths), batch, rtol=1e-5, atol=atol)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(model.forward_one(x[i: i + 1, :n]), batch[i: i + 1], rtol=1e-5, atol=atol)
+    return batch

@@ -96,46 +96,48 @@ def test_protection_efficacy_and_recovery_rate_follow_eq_12_and_13():
         protection_efficacy(clean, clean, clean)
 
 
-def test_train_purifier_against_a_trained_log_mel_model(tiny_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory):
+    """A narrow CNN-4 trained one epoch on the tiny corpus, and a purifier trained two epochs against it."""
     from ser_robot.data.manifest import read_manifest
     from ser_robot.data.splits import leave_one_speaker_out
     from ser_robot.train.config import load_train_config
     from ser_robot.train.purifier import train_purifier
     from ser_robot.train.trainer import train
 
+    root = tmp_path_factory.mktemp("ssad")
     fold = leave_one_speaker_out(read_manifest(tiny_corpus), validation="partner")[0]
     target = train(load_train_config(REPO / "config/train/ren2020.yaml", {
-        "model": "ren_vgg16", "epochs": 1, "batch_size": 8, "model_hyper": {"width": 0.0625, "segment_frames": 80}}),
-        fold, out_dir=tmp_path / "target", progress=False)
+        "model": "ren_cnn4", "epochs": 1, "batch_size": 8, "model_hyper": {"width": 0.0625, "segment_frames": 80}}),
+        fold, out_dir=root / "target", progress=False)
     config = load_ssad_config(layers=1, feedforward=32, disc_dense=[32], disc_channels=4)
-    result = train_purifier(fold, target.best_checkpoint, config, epochs=2, frames=80, out_dir=tmp_path / "ssad")
+    purifier = train_purifier(fold, target.best_checkpoint, config, epochs=2, frames=80, out_dir=root / "ssad")
+    return fold, target, purifier
+
+
+def test_train_purifier_against_a_trained_log_mel_model(trained):
+    _, _, result = trained
     assert len(result.history) == 2 and all(np.isfinite(h["total"]) for h in result.history)
     saved = torch.load(result.checkpoint, weights_only=True)
     assert saved["kind"] == "ssad_purifier" and saved["feature_set"] == "logmel_ren2020"
 
 
-def test_the_served_model_runs_the_purifier_first_and_refuses_a_mismatch(tiny_corpus, tmp_path):
-    from ser_robot.data.manifest import read_manifest
-    from ser_robot.data.splits import leave_one_speaker_out
+def test_the_served_model_runs_the_purifier_first_and_refuses_a_mismatch(trained, tmp_path):
     from ser_robot.errors import CheckpointError, FeatureMismatchError
     from ser_robot.features.sets import create_extractor
     from ser_robot.inference.model import EmotionModel
     from ser_robot.train.config import load_train_config
     from ser_robot.train.data import load_waveform
-    from ser_robot.train.purifier import train_purifier
     from ser_robot.train.trainer import train
 
-    fold = leave_one_speaker_out(read_manifest(tiny_corpus), validation="partner")[0]
-    target = train(load_train_config(REPO / "config/train/ren2020.yaml", {
-        "model": "ren_cnn4", "epochs": 1, "batch_size": 8, "model_hyper": {"width": 0.0625, "segment_frames": 80}}),
-        fold, out_dir=tmp_path / "target", progress=False)
-    config = load_ssad_config(layers=1, feedforward=32, disc_dense=[32], disc_channels=4)
-    purifier = train_purifier(fold, target.best_checkpoint, config, epochs=1, frames=80, out_dir=tmp_path / "ssad")
-    torch.nn.init.normal_(purifier.purifier.correction.weight, std=0.05)  # a purifier that changes its input
+    fold, target, purifier = trained
     checkpoint = torch.load(purifier.checkpoint, weights_only=True)
-    checkpoint["state"] = purifier.purifier.state_dict()
-    torch.save(checkpoint, purifier.checkpoint)
-    served = EmotionModel(target.best_checkpoint, "cpu", backend="torch", purifier=purifier.checkpoint)
+    state = {k: v.clone() for k, v in checkpoint["state"].items()}
+    torch.nn.init.normal_(state["correction.weight"], std=0.05)  # a purifier that changes its input
+    checkpoint["state"] = state
+    changed = tmp_path / "purifier.pt"
+    torch.save(checkpoint, changed)
+    served = EmotionModel(target.best_checkpoint, "cpu", backend="torch", purifier=changed)
     assert "+ssad@" in served.model_id
     frames = create_extractor("logmel_ren2020")(load_waveform(str(fold.test[0].path), 16000)[None])[0].numpy()
     plain = EmotionModel(target.best_checkpoint, "cpu", backend="torch")
@@ -148,4 +150,4 @@ def test_the_served_model_runs_the_purifier_first_and_refuses_a_mismatch(tiny_co
         "model": "lakomkin_cnn", "epochs": 1, "batch_size": 8, "augmentation": {"kind": "none"}}),
         fold, out_dir=tmp_path / "other", progress=False)
     with pytest.raises(FeatureMismatchError, match="must share a feature set"):
-        EmotionModel(other.best_checkpoint, "cpu", purifier=purifier.checkpoint)
+        EmotionModel(other.best_checkpoint, "cpu", purifier=changed)

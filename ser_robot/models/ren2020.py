@@ -50,13 +50,10 @@ class _RenModel(SegmentModel):
     POOLING = "logits"
 
     def embed(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, padded_frames, bands)`` -> ``(logits (N, classes), v (N, units))``."""
+        """``(N, padded_frames, bands)`` -> ``(logits (N, classes), v (N, units))``; each subclass's
+        ``features(images (N, 1, bands, frames)) -> v`` is its network up to the output layer."""
         v = self.features(segments.transpose(1, 2).unsqueeze(1))
         return self.output(v), v
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, bands, frames)`` -> the input ``v`` of the output layer ``(N, units)``."""
-        raise NotImplementedError
 
 
 class Cnn4(_RenModel):

@@ -18,8 +18,9 @@ that machinery once:
   :mod:`ser_robot.train.segments` trains: by default one segment per row and cross-entropy on soft
   targets (mixup); MTL-AUG overrides both with its auxiliary tasks.
 
-Subclasses declare the ``segment_frames`` hyper-parameter, build their networks and implement
-:meth:`~SegmentModel.segment_logits` (and :meth:`~SegmentModel.embed` when they differ).
+Subclasses declare the ``segment_frames`` hyper-parameter, build their networks and define
+``embed(segments (N, padded_frames, bands)) -> (logits (N, classes), embedding (N, units))``, which
+:meth:`~SegmentModel.segment_logits` and :meth:`~SegmentModel.training_output` call.
 """
 
 from __future__ import annotations
@@ -106,12 +107,9 @@ class SegmentModel(SerModel):
 
     # -- scoring -------------------------------------------------------------------------------------
 
-    def embed(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, padded_frames, bands)`` -> ``(logits (N, classes), embedding (N, units))``."""
-        raise NotImplementedError
-
     def segment_logits(self, segments: torch.Tensor) -> torch.Tensor:
-        """Class logits of each segment: ``(N, padded_frames, bands)`` -> ``(N, classes)``."""
+        """Class logits of each segment: ``(N, padded_frames, bands)`` -> ``(N, classes)`` (the first part of the
+        subclass's ``embed(segments) -> (logits (N, classes), embedding (N, units))``)."""
         return self.embed(segments)[0]
 
     def _pool_terms(self, logits: torch.Tensor) -> torch.Tensor:
