@@ -361,10 +361,7 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
     feature values zeroed per test set)``.
     """
     from ser_robot.data.manifest import Manifest
-    from ser_robot.features.sets import create_extractor
     from ser_robot.train.data import UtteranceDataset
-    from ser_robot.train.distributed import DistContext
-    from ser_robot.train.features import BatchFeaturizer
     from ser_robot.train.trainer import predict
 
     parts = {"clean": test}
@@ -375,11 +372,7 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
             raise ExperimentError(f"{where}: the {name} copy lacks {len(missing)} test utterances (e.g. {missing[0]}); "
                                   "make it from the same corpus")
         parts[name] = Manifest([by_id[u.id] for u in test], labels=test.labels)
-    device = next(result.model.parameters()).device
-    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
-                                                     level=config.level_normalization)
-    featurizer = featurizer.to(device)
-    context = DistContext(device=device)
+    featurizer, context = _test_featurizer(result, config)
     labels = list(result.labels)
     metrics, nonfinite = {}, {}
     for name, part in parts.items():
@@ -405,16 +398,11 @@ def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
     import torch
 
     from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, spsa
-    from ser_robot.features.sets import create_extractor
     from ser_robot.train.data import UtteranceDataset
-    from ser_robot.train.distributed import DistContext
-    from ser_robot.train.features import BatchFeaturizer
     from ser_robot.train.trainer import feature_batches, predict_features
 
-    device = next(result.model.parameters()).device
-    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
-                                                     level=config.level_normalization).to(device)
-    context = DistContext(device=device)
+    featurizer, context = _test_featurizer(result, config)
+    device = context.device
     labels = list(result.labels)
     dataset = UtteranceDataset(test, labels, config.sample_rate, cache=False)
     targets = dataset.targets("categorical")
@@ -443,6 +431,19 @@ def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
                                  [u.speaker for u in test], targets.numpy(), outputs.numpy(), labels)
         metrics[attack["name"]] = metrics_from_predictions(read_predictions(path), labels)
     return metrics
+
+
+def _test_featurizer(result: Any, config: Any) -> tuple[Any, Any]:
+    """``(featurizer, context)`` that score test sets for a trained ``result``: its normaliser, non-finite values
+    zeroed and counted (:func:`_finite_featurizer`), on the model's device."""
+    from ser_robot.features.sets import create_extractor
+    from ser_robot.train.distributed import DistContext
+    from ser_robot.train.features import BatchFeaturizer
+
+    device = next(result.model.parameters()).device
+    featurizer = _finite_featurizer(BatchFeaturizer)(create_extractor(config.feature_set), result.normalizer,
+                                                     level=config.level_normalization).to(device)
+    return featurizer, DistContext(device=device)
 
 
 def _finite_featurizer(base: type) -> type:
