@@ -287,3 +287,35 @@ def test_concurrent_builds_of_one_bank_do_not_break_each_other(bank, tmp_path):
     assert {int(out) for out, _ in outputs} == {bank.meta['rows']}
     assert FeatureBank.load(tmp_path / bank.key, bank.key).meta["rows"] == bank.meta["rows"]
     assert sorted(p.name for p in tmp_path.glob("*.partial-*")) == [live.name]
+
+
+def test_each_epoch_serves_its_own_draw_with_loader_workers(bank, manifest):
+    from ser_robot.train.data import UtteranceDataset
+    from ser_robot.train.trainer import training_loader
+
+    served = BankTrainingSet(bank, UtteranceDataset(manifest), seed=3)
+    batches = [list(range(i, min(i + 4, len(served)))) for i in range(0, len(served), 4)]
+    loader = training_loader(served, batches, workers=1)
+    for epoch in (0, 1, 2):
+        served.set_epoch(epoch)
+        got = torch.cat([batch.versions for batch in loader])
+        assert got.tolist() == served.draw(epoch).tolist(), f"epoch {epoch} served another epoch's versions"
+
+
+@pytest.mark.parametrize("by_rendition", [False, True])
+def test_speaker_statistics_of_clean_or_of_each_rendition(bank, manifest, by_rendition):
+    from ser_robot.features.stream_normalization import speaker_statistics
+    from ser_robot.train.data import UtteranceDataset
+    from ser_robot.train.trainer import _speaker_statistics
+
+    served = BankTrainingSet(bank, UtteranceDataset(manifest), seed=3)
+    mean, std = _speaker_statistics(served, torch.device("cpu"), by_rendition)
+    assert mean.shape == std.shape == (len(manifest), VERSIONS, 34)
+    rows = [i for i, u in enumerate(manifest) if u.speaker == manifest[0].speaker]
+    for version in range(VERSIONS):
+        source = version if by_rendition else 0
+        expected = speaker_statistics(torch.from_numpy(np.asarray(bank.frames(manifest[i].id, source), np.float32))
+                                      for i in rows)
+        assert torch.allclose(mean[rows[-1], version], expected[0].float())
+        assert torch.allclose(std[rows[0], version], expected[1].float())
+    assert by_rendition != torch.equal(mean[:, 0], mean[:, 1])

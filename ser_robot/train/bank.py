@@ -437,19 +437,20 @@ def ensure_bank(spec: BankSpec, bank_dir: str | pathlib.Path, workers: int = 1, 
 
 class FeatureExample(NamedTuple):
     """One utterance's drawn rendition: ``features`` ``(frames, dims)`` float32 raw; class ``label``;
-    ``dimensional`` ``(2,)``; dataset ``index``; ``applied`` ``(steps,)`` bool."""
+    ``dimensional`` ``(2,)``; dataset ``index``; ``applied`` ``(steps,)`` bool; bank ``version``."""
 
     features: torch.Tensor
     label: int
     dimensional: torch.Tensor
     index: int
     applied: torch.Tensor
+    version: int
 
 
 class FeatureBatch(NamedTuple):
     """A padded batch of bank features: ``features`` ``(batch, frames, dims)`` float32 raw (padding 0),
     ``lengths`` ``(batch,)`` frames, ``labels``, ``dimensional``, ``indices`` as in
-    :class:`~ser_robot.train.data.Batch`, ``applied`` ``(batch, steps)`` bool."""
+    :class:`~ser_robot.train.data.Batch`, ``applied`` ``(batch, steps)`` bool, ``versions`` ``(batch,)``."""
 
     features: torch.Tensor
     lengths: torch.Tensor
@@ -457,6 +458,7 @@ class FeatureBatch(NamedTuple):
     dimensional: torch.Tensor
     indices: torch.Tensor
     applied: torch.Tensor
+    versions: torch.Tensor
 
     def targets(self, head: str) -> torch.Tensor:
         return self.labels if head == "categorical" else self.dimensional
@@ -471,7 +473,8 @@ def collate_features(examples: Sequence[FeatureExample]) -> FeatureBatch:
     return FeatureBatch(out, lengths, torch.tensor([e.label for e in examples], dtype=torch.int64),
                         torch.stack([e.dimensional for e in examples]).float(),
                         torch.tensor([e.index for e in examples], dtype=torch.int64),
-                        torch.stack([e.applied for e in examples]))
+                        torch.stack([e.applied for e in examples]),
+                        torch.tensor([e.version for e in examples], dtype=torch.int64))
 
 
 class BankTrainingSet(torch.utils.data.Dataset):
@@ -512,7 +515,7 @@ class BankTrainingSet(torch.utils.data.Dataset):
         feats = torch.from_numpy(np.asarray(self.bank.frames(utterance_id, version), dtype=np.float32))
         applied = torch.tensor([step in record.applied for step in self.bank.steps], dtype=torch.bool)
         item = self.dataset.item_targets(index)
-        return FeatureExample(feats, item[0], item[1], int(index), applied)
+        return FeatureExample(feats, item[0], item[1], int(index), applied, int(version))
 
     def clean(self, index: int) -> FeatureExample:
         return self.example(index, 0)

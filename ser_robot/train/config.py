@@ -20,6 +20,10 @@ level normaliser (:func:`ser_robot.audio.level_normalizer.normalize_level`) on e
 rendition before its features, so training sees what the node computes; ``normalization:
 speaker`` z-normalises each utterance's frames with its speaker's statistics instead of the
 population's (:mod:`ser_robot.features.stream_normalization`: live, each stream's running ones).
+With it, ``speaker_statistics`` says over what: ``clean`` (the speaker's clean renditions, for every
+rendition) or ``rendition`` (the speaker's renditions of the same bank version, so that an augmented
+rendition is normalised by statistics that carry the rooms and noises of its draw, as a live stream's
+running statistics carry its own room's).
 Both need ``augmentation.mode: bank``. Keys at these defaults are left out of :meth:`TrainConfig.to_dict`,
 so the configurations (and experiment fingerprints) of runs made before they existed are unchanged.
 
@@ -82,6 +86,7 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 AMP_DTYPES: tuple[str, ...] = ("bf16", "fp16")
 LEVEL_NORMALIZATIONS: tuple[str, ...] = ("off", "agc")
 NORMALIZATIONS: tuple[str, ...] = ("global", "speaker")
+SPEAKER_STATISTICS: tuple[str, ...] = ("clean", "rendition")
 _BANK_ONLY = {"level_normalization": "off", "normalization": "global"}
 """Keys whose non-default values need ``augmentation.mode: bank`` (features rendered once, as live)."""
 MULTITASK_AUGMENTATIONS: tuple[str, ...] = ("speed", "specaugment", "mixup")
@@ -212,8 +217,8 @@ _LATER_MULTITASK_DEFAULTS: dict[str, Any] = {"sampling": "draw", "restore_best":
 """Keys of the ``multitask`` section added after runs were made with it: left out of ``to_dict`` at their default."""
 
 
-_LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "model_hyper": {}, "multitask": MultitaskConfig(),
-                                   "adversarial": AdversarialConfig()}
+_LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "speaker_statistics": "clean", "model_hyper": {},
+                                   "multitask": MultitaskConfig(), "adversarial": AdversarialConfig()}
 """Keys added after runs were made with this format: left out of ``to_dict`` at their default."""
 
 
@@ -258,6 +263,7 @@ class TrainConfig:
     sample_rate: int = setting(16000, min=1)
     level_normalization: str = setting("off", choices=LEVEL_NORMALIZATIONS)
     normalization: str = setting("global", choices=NORMALIZATIONS)
+    speaker_statistics: str = setting("clean", choices=SPEAKER_STATISTICS)
     multitask: MultitaskConfig = setting(default_factory=MultitaskConfig)
     adversarial: AdversarialConfig = setting(default_factory=AdversarialConfig)
 
@@ -269,6 +275,9 @@ class TrainConfig:
         if changed and self.augmentation.mode != "bank" and self.model not in SEGMENT_MODELS:
             raise ConfigError(f"key(s) {changed} need augmentation.mode: bank (features rendered once, as the live "
                               "node computes them); set augmentation.mode: bank")
+        if self.speaker_statistics != "clean" and self.normalization != "speaker":
+            raise ConfigError(f"speaker_statistics: {self.speaker_statistics} applies to normalization: speaker, got "
+                              f"normalization: {self.normalization}; set normalization: speaker or remove the key")
         if self.adversarial.kind != "none" and (self.head != "categorical" or self.model in SEGMENT_MODELS):
             raise ConfigError(f"adversarial training (kind {self.adversarial.kind!r}) is for the categorical head of "
                               f"utterance models, got head {self.head!r} and model {self.model!r}")

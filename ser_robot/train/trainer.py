@@ -62,7 +62,7 @@ from ser_robot.train.checkpoint import (
     set_rng_state,
     to_plain,
 )
-from ser_robot.train.bank import collate_features
+from ser_robot.train.bank import BankTrainingSet, collate_features
 from ser_robot.train.adversarial import adversarial_step_loss
 from ser_robot.train.config import SEGMENT_MODELS, MultitaskConfig, TrainConfig
 from ser_robot.train.data import (
@@ -459,20 +459,25 @@ def _bank_normalizer(bank_set: Any, names: tuple[str, ...], device: torch.device
     return normalizer
 
 
-def _speaker_statistics(bank_set: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean, std)`` ``(utterances, dims)`` float32: each training utterance's speaker's statistics
-    over the clean renditions of all that speaker's utterances (``normalization: speaker``)."""
+def _speaker_statistics(bank_set: Any, device: torch.device,
+                        by_rendition: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean, std)`` ``(utterances, versions, dims)`` float32: for each training utterance and bank
+    version, its speaker's statistics (``normalization: speaker``) over the clean renditions of all that
+    speaker's utterances (every version gets those), or with ``by_rendition`` over that speaker's
+    renditions of the same version (``speaker_statistics: rendition``)."""
     from ser_robot.features.stream_normalization import speaker_statistics
 
     speakers = [u.speaker for u in bank_set.dataset.manifest]
     rows: dict[str, list[int]] = {}
     for index, speaker in enumerate(speakers):
         rows.setdefault(speaker, []).append(index)
-    dims = len(bank_set.bank.names)
-    mean, std = torch.zeros(len(speakers), dims), torch.ones(len(speakers), dims)
+    versions, dims = bank_set.bank.versions, len(bank_set.bank.names)
+    mean, std = torch.zeros(len(speakers), versions, dims), torch.ones(len(speakers), versions, dims)
     for indices in rows.values():
-        m, s = speaker_statistics(bank_set.clean(i).features for i in indices)
-        mean[indices], std[indices] = m.float(), s.float()
+        for version in range(versions if by_rendition else 1):
+            m, s = speaker_statistics(bank_set.example(i, version).features for i in indices)
+            columns = slice(version, version + 1) if by_rendition else slice(None)
+            mean[indices, columns], std[indices, columns] = m.float(), s.float()
     return mean.to(device), std.to(device)
 
 
@@ -483,8 +488,8 @@ def _bank_features(batch: Any, normalizer: FeatureNormalizer, steps: tuple[str, 
     lengths = batch.lengths.to(device)
     raw = batch.features.to(device, non_blocking=True)
     if speakers is not None:
-        index = batch.indices.to(device)
-        feats = (raw - speakers[0][index][:, None, :]) / speakers[1][index][:, None, :]
+        index, version = batch.indices.to(device), batch.versions.to(device)
+        feats = (raw - speakers[0][index, version][:, None, :]) / speakers[1][index, version][:, None, :]
     else:
         feats = normalizer(raw)
     feats = feats * frame_mask(lengths, feats.shape[1])[..., None].to(feats.dtype)
@@ -630,7 +635,8 @@ def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         normalizer = fit_normalizer(featurizer, loader, device, show, gather)
     featurizer = BatchFeaturizer(extractor, normalizer, build_augmentation(config.augmentation, config.sample_rate),
                                  level=config.level_normalization).to(device)
-    speaker_stats = _speaker_statistics(bank_set, device) if config.normalization == "speaker" else None
+    speaker_stats = (_speaker_statistics(bank_set, device, config.speaker_statistics == "rendition")
+                     if config.normalization == "speaker" else None)
 
     hparams = {**load_model_hparams(config.model_config, config.model), **config.model_hyper}
     num_outputs = len(labels) if config.head == "categorical" else len(DIMENSIONS)
@@ -654,10 +660,8 @@ def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
 
     sampler = SortaGradBatchSampler(train_set.durations, config.batch_size, config.seed, config.sortagrad,
                                     config.bucket_batches, rank=context.rank, world_size=context.world_size)
-    loader = torch.utils.data.DataLoader(bank_set if bank_set is not None else train_set, batch_sampler=sampler,
-                                         collate_fn=collate_features if bank_set is not None else collate,
-                                         num_workers=config.workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=config.workers > 0)
+    loader = training_loader(bank_set if bank_set is not None else train_set, sampler, config.workers,
+                             pin_memory=device.type == "cuda")
     val_batches = feature_batches(featurizer, val_set, config, context) if val_set is not None else None
     base = checkpoint_base(config, fold, labels, names, extractor.sample_rate, normalizer)
 
@@ -679,6 +683,17 @@ def _setup(config: TrainConfig, fold: Fold, context: DistContext, factory: Model
         run.bad_epochs = int(checkpoint["early_stop"]["bad_epochs"])
         run.stopped = bool(checkpoint["early_stop"]["stopped"])
     return run
+
+
+def training_loader(dataset: Any, batch_sampler: Any, workers: int, pin_memory: bool = False) -> Any:
+    """The training ``DataLoader`` over a :class:`UtteranceDataset` or a bank's
+    :class:`~ser_robot.train.bank.BankTrainingSet`. Workers of an utterance dataset persist across
+    epochs; a bank's start again each epoch, since persistent ones would go on serving the versions that
+    :meth:`~ser_robot.train.bank.BankTrainingSet.set_epoch` drew before they forked."""
+    bank = isinstance(dataset, BankTrainingSet)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler,
+                                       collate_fn=collate_features if bank else collate, num_workers=workers,
+                                       pin_memory=pin_memory, persistent_workers=workers > 0 and not bank)
 
 
 def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
