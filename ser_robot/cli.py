@@ -200,6 +200,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack_over_the_air(args: argparse.Namespace) -> int:
+    import shlex
+
+    from ser_robot.acoustics.rooms import RirBank
+    from ser_robot.eval.over_the_air import OverTheAirSettings, markdown_table, over_the_air_attack, write_report
+    from ser_robot.inference.model import EmotionModel
+
+    settings = OverTheAirSettings(epsilons=tuple(args.epsilons), steps=args.steps, draws=args.draws,
+                                  per_class=args.per_class, seed=args.seed)
+    utterances = _session_utterances(args.manifest, args.sessions)
+    model = EmotionModel(args.model or None, device="cpu", backend="torch")
+    report = over_the_air_attack(model, utterances, args.out, RirBank.load(args.rir_bank), args.noise_bank, settings,
+                                 sim_config=args.sim_config or None, progress=sys.stderr.isatty())
+    command = shlex.join(["ser-robot", "attack-over-the-air", args.manifest, "--rir-bank", args.rir_bank,
+                          "--noise-bank", args.noise_bank, "--out", args.out,
+                          "--epsilons", *map(str, args.epsilons), "--steps", str(args.steps), "--draws",
+                          str(args.draws), "--per-class", str(args.per_class), "--seed", str(args.seed),
+                          *(["--sessions", *args.sessions] if args.sessions else []),
+                          *(["--model", args.model] if args.model else []),
+                          *(["--sim-config", args.sim_config] if args.sim_config else [])])
+    print(markdown_table(report["rows"]))
+    print(f"report: {write_report(report, args.out, command)}")
+    return 0
+
+
 def cmd_calibration(args: argparse.Namespace) -> int:
     import datetime
     import shlex
@@ -544,6 +569,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", nargs="*", default=[], help="only these sessions (default: all)")
     p.add_argument("--out", required=True, help="report folder (README.md, metrics.json, predictions.csv, confusion.png)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("attack-over-the-air", help="can a perturbation played into the room fool the model? "
+                                                   "(white-box PGD / EOT, scored directly and through the robot twin)")
+    p.add_argument("manifest", help="corpus manifest (JSON Lines, mono 16 kHz files) of the utterances to attack")
+    p.add_argument("--rir-bank", required=True, help="RIR bank folder (build-rir-bank): EOT optimises over its "
+                                                     "training rooms")
+    p.add_argument("--noise-bank", required=True, help="noise bank folder (build-noise-bank) of the robot twin")
+    p.add_argument("--out", required=True, help="report folder (README.md, results.csv/json, audio/, predictions/)")
+    p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
+    p.add_argument("--sessions", nargs="*", default=[], help="only these sessions (default: all)")
+    p.add_argument("--epsilons", nargs="+", type=float, default=[0.002, 0.005],
+                   help="L-infinity bounds, fractions of full scale (default: 0.002 0.005)")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps (default: 10)")
+    p.add_argument("--draws", type=int, default=4, help="EOT rooms per step (default: 4)")
+    p.add_argument("--per-class", type=int, default=12, help="utterances per class, 0: all (default: 12)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the choice, starts, rooms and noise (default: 0)")
+    p.add_argument("--sim-config", default="", help="robot twin YAML (default: config/sim/icub_lab.yaml)")
+    p.set_defaults(func=cmd_attack_over_the_air)
 
     p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "
                                            "abstention (report folder)")
