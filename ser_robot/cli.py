@@ -225,6 +225,56 @@ def cmd_attack_over_the_air(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_detector(args: argparse.Namespace) -> int:
+    import datetime
+    import json
+    import pathlib
+    import shlex
+
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.eval.detector_eval import evaluate_detector, markdown_table
+    from ser_robot.eval.over_the_air import select_utterances
+    from ser_robot.experiments.report import machine_info
+    from ser_robot.inference.model import EmotionModel
+
+    model = EmotionModel(args.model or None, device="cpu", backend="torch")
+    card = model.path.parent / "metrics.json"
+    if not card.is_file():
+        raise ConfigError(f"{card} not found: the detector is fitted on the model's training speakers, which the "
+                          "model folder's metrics.json (ser-robot build-model) lists")
+    speakers = set(json.loads(card.read_text())["fold"]["train"])
+    fit = [u for u in read_manifest(args.fit) if u.speaker in speakers]
+    fit = [u for s in sorted(speakers) for u in select_utterances([v for v in fit if v.speaker == s],
+                                                                   args.fit_per_class, args.seed)]
+    clean = _session_utterances(args.clean, args.sessions)
+    robot_by_id = {u.id: u for u in read_manifest(args.robot)}
+    missing = [u.id for u in clean if u.id not in robot_by_id]
+    if missing:
+        raise ConfigError(f"{len(missing)} held-out utterances (e.g. {missing[0]}) have no recording in {args.robot}")
+    report = evaluate_detector(model, fit, clean, [robot_by_id[u.id] for u in clean], args.attacks, args.out,
+                               args.adaptive_epsilon, args.adaptive_steps, args.seed)
+    command = shlex.join(["ser-robot", "evaluate-detector", args.attacks, "--fit", args.fit, "--clean", args.clean,
+                          "--robot", args.robot, "--out", args.out, "--fit-per-class", str(args.fit_per_class),
+                          "--adaptive-epsilon", str(args.adaptive_epsilon), "--adaptive-steps",
+                          str(args.adaptive_steps), "--seed", str(args.seed),
+                          *(["--sessions", *args.sessions] if args.sessions else []),
+                          *(["--model", args.model] if args.model else [])])
+    adaptive = report["adaptive"]
+    lines = ["# Mahalanobis detector on the shipped model", "", f"- Command: `{command}`",
+             f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine_info()}",
+             f"- Model: {report['model_id']}; fitted on {report['fit_utterances']} clean utterances of its training "
+             f"speakers; clean references: {report['negatives']['clean']} utterances of held-out voices and their "
+             f"{report['negatives']['robot']} robot-twin recordings.",
+             f"- Adaptive attacker (knows the detector): PGD {adaptive['steps']} steps, epsilon "
+             f"{adaptive['epsilon']:g} of full scale, raising the cross-entropy minus the score: model accuracy on "
+             f"its files {100 * adaptive['accuracy']:.1f} % ({adaptive['utterances']} utterances).",
+             "", markdown_table(report["rows"]), "",
+             "Module: `ser_robot.eval.detector_eval`; all figures: `results.json`.", ""]
+    (pathlib.Path(args.out) / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    print(markdown_table(report["rows"]))
+    return 0
+
+
 def cmd_calibration(args: argparse.Namespace) -> int:
     import datetime
     import shlex
@@ -587,6 +637,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the choice, starts, rooms and noise (default: 0)")
     p.add_argument("--sim-config", default="", help="robot twin YAML (default: config/sim/icub_lab.yaml)")
     p.set_defaults(func=cmd_attack_over_the_air)
+
+    p = sub.add_parser("evaluate-detector", help="does the Mahalanobis detector flag attacked and out-of-distribution "
+                                                 "input? (ROC-AUC, adaptive attack; report folder)")
+    p.add_argument("attacks", help="folder of an attack-over-the-air run (its audio/ and robot/ manifests)")
+    p.add_argument("--fit", required=True, help="corpus manifest holding the model's training speakers")
+    p.add_argument("--clean", required=True, help="manifest of held-out voices (clean reference)")
+    p.add_argument("--robot", required=True, help="manifest of their robot-twin recordings (same ids)")
+    p.add_argument("--sessions", nargs="*", default=[], help="only these sessions of --clean (default: all)")
+    p.add_argument("--out", required=True, help="report folder (README.md, results.json, adaptive/)")
+    p.add_argument("--model", default="", help="checkpoint in a build-model folder (default: the shipped model)")
+    p.add_argument("--fit-per-class", type=int, default=3, help="utterances per class and training speaker (default: 3)")
+    p.add_argument("--adaptive-epsilon", type=float, default=0.005, help="adaptive PGD bound, fraction of full scale")
+    p.add_argument("--adaptive-steps", type=int, default=10, help="adaptive PGD steps (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the choice and the starts (default: 0)")
+    p.set_defaults(func=cmd_evaluate_detector)
 
     p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "
                                            "abstention (report folder)")

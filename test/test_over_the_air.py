@@ -60,33 +60,63 @@ def test_pgd_raises_the_loss_within_the_bound_and_eot_needs_rooms(model, utteran
         OverTheAirSettings(epsilons=(0.0,))
 
 
-def test_every_arm_is_crafted_and_scored_directly_and_through_the_robot(model, tiny_corpus, tmp_path):
-    """Through the command line (ser-robot attack-over-the-air), one utterance per class."""
+@pytest.fixture(scope="module")
+def attacked(model, tiny_corpus, tmp_path_factory):
+    """An attack-over-the-air run through the command line, one utterance per class: ``(folder, banks)``."""
     from ser_robot.acoustics.noise_bank import build_noise_bank
     from ser_robot.acoustics.rooms import build_rir_bank
 
-    build_noise_bank(tmp_path / "noise_bank", seed=0, seconds_per_clip=2.0, clips_per_category=4)
-    build_rir_bank(tmp_path / "rir_bank", count=4, seed=0, sources_per_room=1, max_order_cap=10)
+    root = tmp_path_factory.mktemp("ota")
+    build_noise_bank(root / "noise_bank", seed=0, seconds_per_clip=2.0, clips_per_category=4)
+    build_rir_bank(root / "rir_bank", count=4, seed=0, sources_per_room=1, max_order_cap=10)
     done = ser_robot("attack-over-the-air", str(tiny_corpus), "--model", str(model.path), "--rir-bank",
-                     str(tmp_path / "rir_bank"), "--noise-bank", str(tmp_path / "noise_bank"), "--out",
-                     str(tmp_path / "ota"), "--epsilons", "0.005", "--steps", "2", "--draws", "2", "--per-class", "1",
-                     timeout=600)
+                     str(root / "rir_bank"), "--noise-bank", str(root / "noise_bank"), "--out", str(root / "ota"),
+                     "--epsilons", "0.005", "--steps", "2", "--draws", "2", "--per-class", "1", timeout=600)
     assert done.returncode == 0, done.stderr
-    report = json.loads((tmp_path / "ota" / "results.json").read_text())
-    assert "attack-over-the-air" in (tmp_path / "ota" / "README.md").read_text()
+    return root / "ota", root
 
+
+def test_every_arm_is_crafted_and_scored_directly_and_through_the_robot(attacked):
+    folder, _ = attacked
+    report = json.loads((folder / "results.json").read_text())
+    assert "attack-over-the-air" in (folder / "README.md").read_text()
     assert report["utterances"] == 4
     got = {(row["arm"], row["condition"]) for row in report["rows"]}
     assert got == {(arm, condition) for arm in ("clean", *ARMS) for condition in ("direct", "robot")}
+    originals = read_manifest(folder / "audio" / "clean" / "manifest.jsonl")
     for arm in ARMS:
-        crafted = read_manifest(tmp_path / "ota" / "audio" / f"{arm}_eps0.005" / "manifest.jsonl")
-        for original, attacked in zip(read_manifest(tmp_path / "ota" / "audio" / "clean" / "manifest.jsonl"), crafted):
+        crafted = read_manifest(folder / "audio" / f"{arm}_eps0.005" / "manifest.jsonl")
+        for original, attacked_one in zip(originals, crafted):
             a, _ = soundfile.read(original.path, dtype="float64")
-            b, _ = soundfile.read(attacked.path, dtype="float64")
-            assert original.id == attacked.id and np.abs(a - b).max() <= 0.005 + 2 / 32768
-    robot = read_manifest(tmp_path / "ota" / "robot" / "eot_eps0.005" / "manifest.jsonl")
+            b, _ = soundfile.read(attacked_one.path, dtype="float64")
+            assert original.id == attacked_one.id and np.abs(a - b).max() <= 0.005 + 2 / 32768
+    robot = read_manifest(folder / "robot" / "eot_eps0.005" / "manifest.jsonl")
     assert len(robot) == 4 and soundfile.info(robot[0].path).channels == 2
-    with (tmp_path / "ota" / "results.csv").open() as stream:
+    with (folder / "results.csv").open() as stream:
         rows = list(csv.DictReader(stream))
     assert len(rows) == len(report["rows"]) and all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
     assert "| eot | 0.005 |" in markdown_table(report["rows"])
+
+
+def test_the_detector_is_scored_on_every_arm_and_against_an_adaptive_attacker(attacked, model, utterances, tmp_path):
+    from ser_robot.eval.detector_eval import evaluate_detector, pipeline_embeddings
+    from ser_robot.eval.offline_eval import evaluate_manifest
+
+    folder, _ = attacked
+    clean = read_manifest(folder / "audio" / "clean" / "manifest.jsonl")
+    robot = read_manifest(folder / "robot" / "clean" / "manifest.jsonl")
+    held_out = {u.speaker for u in clean}
+    fit = [u for u in utterances if u.speaker not in held_out] or utterances
+    v, predicted = pipeline_embeddings(model, list(clean))
+    assert v.shape[0] == len(clean)
+    assert predicted == [row["predicted"] for row in evaluate_manifest(model, list(clean))["predictions"]]
+    report = evaluate_detector(model, fit, list(clean), list(robot), folder, tmp_path / "detector",
+                               adaptive_epsilon=0.005, adaptive_steps=2)
+    sets = {row["set"] for row in report["rows"]}
+    assert sets == {"robot twin, clean", "adaptive_eps0.005 / direct",
+                    *(f"{arm}_eps0.005 / {c}" for arm in ARMS for c in ("direct", "robot"))}
+    assert all(0.0 <= row["auc"] <= 1.0 and 0.0 <= row["tpr_at_5pct_fpr"] <= 1.0 for row in report["rows"])
+    for original in clean:
+        b, _ = soundfile.read(tmp_path / "detector" / "adaptive" / original.speaker / f"{original.id}.wav")
+        a, _ = soundfile.read(original.path)
+        assert np.abs(a - b).max() <= 0.005 + 2 / 32768

@@ -44,7 +44,7 @@ from torch.nn import functional as F
 from ser_robot.errors import ConfigError
 
 __all__ = ["ARMS", "OverTheAirSettings", "PipelineSurrogate", "craft", "markdown_table", "over_the_air_attack",
-           "select_utterances", "write_report"]
+           "select_utterances", "stream_statistics", "write_report", "write_wave"]
 
 ARMS: tuple[str, ...] = ("noise", "digital", "eot")
 
@@ -162,7 +162,7 @@ def select_utterances(utterances: Sequence[Any], per_class: int, seed: int) -> l
     return [u for u in utterances if u.id in keep]
 
 
-def _stream_statistics(model: Any, utterances: Sequence[Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def stream_statistics(model: Any, utterances: Sequence[Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Each speaker's statistics over the raw frames of all its clean ``utterances``."""
     from ser_robot.features.stream_normalization import speaker_statistics
     from ser_robot.inference.offline import read_audio, recording_frames
@@ -175,7 +175,7 @@ def _stream_statistics(model: Any, utterances: Sequence[Any]) -> dict[str, tuple
     return {speaker: speaker_statistics(chunks) for speaker, chunks in frames.items()}
 
 
-def _write_wave(path: pathlib.Path, samples: np.ndarray, rate: int) -> None:
+def write_wave(path: pathlib.Path, samples: np.ndarray, rate: int) -> None:
     import soundfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +206,7 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
     chosen = select_utterances(utterances, settings.per_class, settings.seed)
     if not chosen:
         raise ConfigError("no utterances to attack")
-    stats = _stream_statistics(model, chosen)
+    stats = stream_statistics(model, chosen)
     channel = AcousticChannel.from_bank(rir_bank, "train", snr_db=settings.snr_db)
     generator = torch.Generator().manual_seed(settings.seed)
     manifests: dict[str, pathlib.Path] = {"clean": out / "audio" / "clean" / "manifest.jsonl"}
@@ -228,7 +228,7 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
             adversarial = craft(surrogates[utterance.speaker], wave, model.labels.index(utterance.label), arm, eps,
                                 settings, channel, generator).numpy()
             path = folder / utterance.speaker / f"{utterance.id}.wav"
-            _write_wave(path, adversarial, rate)
+            write_wave(path, adversarial, rate)
             delta = adversarial - samples[:, 0]
             sizes.setdefault(name, []).append(float(10 * np.log10(np.mean(samples[:, 0] ** 2) /
                                                                    max(np.mean(delta**2), 1e-20))))
