@@ -398,6 +398,32 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_live(args: argparse.Namespace) -> int:
+    import pathlib
+    import shlex
+
+    from ser_robot.eval.bag_report import summary_lines
+    from ser_robot.ros.replay import evaluate_recorded, play_manifest
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "bag").exists():
+        raise ConfigError(f"{out / 'bag'} exists; give a new --out folder (a bag is never overwritten)")
+    code = play_manifest(args.manifest, out / "bag", gain_db=args.gain_db, model=args.model,
+                         virtual_ears=not args.no_virtual_ears, log_prefix="evaluate-live")
+    if code != 0:
+        return code
+    evaluation, report = evaluate_recorded(out / "bag", out / "report")
+    command = shlex.join(["ser-robot", "evaluate-live", args.manifest, "--out", args.out,
+                          *(["--gain-db", str(args.gain_db)] if args.gain_db else []),
+                          *(["--model", args.model] if args.model else []),
+                          *(["--no-virtual-ears"] if args.no_virtual_ears else [])])
+    (out / "command.txt").write_text(command + "\n", encoding="utf-8")
+    print("\n".join(summary_lines(evaluation)))
+    print(f"report: {report}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ser_robot.ros.demo import run_demo
 
@@ -609,6 +635,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=("table", "csv", "json"))
     p.add_argument("--out", default="", help="write the results to this file (default: standard output)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate-live", help="play a manifest through the live pipeline over DDS, record a bag and "
+                                             "score it (report folder)")
+    p.add_argument("manifest", help="corpus manifest (JSON Lines) with labels; its files are played, shuffled, 1 s apart")
+    p.add_argument("--out", required=True, help="new folder: bag/, report/ (README.md, metrics.json), command.txt")
+    p.add_argument("--model", default="", help="checkpoint (default: the shipped model)")
+    p.add_argument("--gain-db", type=float, default=0.0, help="playback gain, dB (default: 0)")
+    p.add_argument("--no-virtual-ears", action="store_true",
+                   help="the corpus player publishes the audio itself (default: through the PulseAudio virtual ears)")
+    p.set_defaults(func=cmd_evaluate_live)
 
     p = sub.add_parser("evaluate", help="score a checkpoint on a manifest offline (report folder)")
     p.add_argument("manifest", help="corpus manifest (JSON Lines) with labels")
