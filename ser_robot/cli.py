@@ -207,6 +207,9 @@ def cmd_attack_over_the_air(args: argparse.Namespace) -> int:
     from ser_robot.eval.over_the_air import OverTheAirSettings, markdown_table, over_the_air_attack, write_report
     from ser_robot.inference.model import EmotionModel
 
+    import torch
+
+    torch.set_num_threads(args.threads)  # more threads than free cores makes every gradient step crawl
     settings = OverTheAirSettings(epsilons=tuple(args.epsilons), steps=args.steps, draws=args.draws,
                                   per_class=args.per_class, seed=args.seed)
     utterances = _session_utterances(args.manifest, args.sessions)
@@ -237,6 +240,9 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
     from ser_robot.experiments.report import machine_info
     from ser_robot.inference.model import EmotionModel
 
+    import torch
+
+    torch.set_num_threads(args.threads)
     model = EmotionModel(args.model or None, device="cpu", backend="torch")
     card = model.path.parent / "metrics.json"
     if not card.is_file():
@@ -672,6 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-class", type=int, default=12, help="utterances per class, 0: all (default: 12)")
     p.add_argument("--seed", type=int, default=0, help="seed of the choice, starts, rooms and noise (default: 0)")
     p.add_argument("--sim-config", default="", help="robot twin YAML (default: config/sim/icub_lab.yaml)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.set_defaults(func=cmd_attack_over_the_air)
 
     p = sub.add_parser("evaluate-detector", help="does the Mahalanobis detector flag attacked and out-of-distribution "
@@ -687,6 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adaptive-epsilon", type=float, default=0.005, help="adaptive PGD bound, fraction of full scale")
     p.add_argument("--adaptive-steps", type=int, default=10, help="adaptive PGD steps (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the choice and the starts (default: 0)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
     p.set_defaults(func=cmd_evaluate_detector)
 
     p = sub.add_parser("calibration", help="is the model's confidence calibrated? ECE, reliability diagram, "

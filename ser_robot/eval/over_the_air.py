@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import json
 import pathlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,10 +177,13 @@ def stream_statistics(model: Any, utterances: Sequence[Any]) -> dict[str, tuple[
 
 
 def write_wave(path: pathlib.Path, samples: np.ndarray, rate: int) -> None:
+    """16-bit WAV, written whole or not at all (a temporary file renamed)."""
     import soundfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16")
+    partial = path.with_name(path.name + ".partial")
+    soundfile.write(str(partial), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16", format="WAV")
+    partial.replace(path)
 
 
 def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathlib.Path, rir_bank: Any,
@@ -190,7 +194,9 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
     through the robot twin (``sim_config``, default the iCub lab's held-out condition, with the
     ``noise_bank``'s test clips), score everything with ``model`` (an
     :class:`~ser_robot.inference.model.EmotionModel`) and write ``out`` (``results.json``,
-    ``results.csv``, ``README.md``, per-condition predictions); returns the results."""
+    ``results.csv``, per-condition predictions); returns the results. Each file is crafted with its own
+    seed (``settings.seed``, arm, epsilon, utterance id); a run resumed in the same ``out`` keeps the files
+    already crafted."""
     from tqdm import tqdm
 
     from ser_robot.adversarial.over_the_air import AcousticChannel
@@ -208,7 +214,6 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
         raise ConfigError("no utterances to attack")
     stats = stream_statistics(model, chosen)
     channel = AcousticChannel.from_bank(rir_bank, "train", snr_db=settings.snr_db)
-    generator = torch.Generator().manual_seed(settings.seed)
     manifests: dict[str, pathlib.Path] = {"clean": out / "audio" / "clean" / "manifest.jsonl"}
     write_manifest(manifests["clean"], chosen)
     sizes: dict[str, list[float]] = {}
@@ -224,11 +229,14 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
             if samples.shape[1] != 1 or rate != model.sample_rate:
                 raise ConfigError(f"{utterance.path}: the attack takes mono {model.sample_rate} Hz files, got "
                                   f"{samples.shape[1]} channel(s) at {rate} Hz")
-            wave = torch.from_numpy(samples[:, 0])
-            adversarial = craft(surrogates[utterance.speaker], wave, model.labels.index(utterance.label), arm, eps,
-                                settings, channel, generator).numpy()
             path = folder / utterance.speaker / f"{utterance.id}.wav"
-            write_wave(path, adversarial, rate)
+            if not path.is_file():  # a resumed run keeps the files already crafted
+                generator = torch.Generator().manual_seed(zlib.crc32(f"{settings.seed}:{name}:{utterance.id}".encode()))
+                wave = torch.from_numpy(samples[:, 0])
+                adversarial = craft(surrogates[utterance.speaker], wave, model.labels.index(utterance.label), arm,
+                                    eps, settings, channel, generator).numpy()
+                write_wave(path, adversarial, rate)
+            adversarial = read_audio(path)[0][:, 0]
             delta = adversarial - samples[:, 0]
             sizes.setdefault(name, []).append(float(10 * np.log10(np.mean(samples[:, 0] ** 2) /
                                                                    max(np.mean(delta**2), 1e-20))))
