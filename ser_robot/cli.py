@@ -200,6 +200,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _machine_text() -> str:
+    """This machine in words, for a report: CPU, cores, GPU, torch."""
+    from ser_robot.experiments.report import machine_info
+
+    info = machine_info()
+    return (f"{info['cpu']}, {info['cpu_count']} cores, {info['cuda'] or 'no GPU'}, torch {info['torch']}, "
+            f"Python {info['python']}")
+
+
 def cmd_attack_over_the_air(args: argparse.Namespace) -> int:
     import shlex
 
@@ -224,7 +233,7 @@ def cmd_attack_over_the_air(args: argparse.Namespace) -> int:
                           *(["--model", args.model] if args.model else []),
                           *(["--sim-config", args.sim_config] if args.sim_config else [])])
     print(markdown_table(report["rows"]))
-    print(f"report: {write_report(report, args.out, command)}")
+    print(f"report: {write_report(report, args.out, command, _machine_text())}")
     return 0
 
 
@@ -237,7 +246,6 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
     from ser_robot.data.manifest import read_manifest
     from ser_robot.eval.detector_eval import evaluate_detector, markdown_table
     from ser_robot.eval.over_the_air import select_utterances
-    from ser_robot.experiments.report import machine_info
     from ser_robot.inference.model import EmotionModel
 
     import torch
@@ -267,7 +275,7 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
                           *(["--model", args.model] if args.model else [])])
     adaptive = report["adaptive"]
     lines = ["# Mahalanobis detector on the shipped model", "", f"- Command: `{command}`",
-             f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine_info()}",
+             f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {_machine_text()}",
              f"- Model: {report['model_id']}; fitted on {report['fit_utterances']} clean utterances of its training "
              f"speakers; clean references: {report['negatives']['clean']} utterances of held-out voices and their "
              f"{report['negatives']['robot']} robot-twin recordings.",

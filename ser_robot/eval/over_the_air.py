@@ -306,18 +306,17 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], out: str | pathlib.Path, command: str) -> pathlib.Path:
-    """``out/README.md`` of :func:`over_the_air_attack`'s ``report``: command, date, machine, threat model, table."""
+def write_report(report: dict[str, Any], out: str | pathlib.Path, command: str, machine: str) -> pathlib.Path:
+    """``out/README.md`` of :func:`over_the_air_attack`'s ``report``: command, date, ``machine`` (a description),
+    threat model, table."""
     import datetime
-
-    from ser_robot.experiments.report import machine_info
 
     settings = report["settings"]
     path = pathlib.Path(out) / "README.md"
     lines = [
         "# Over-the-air attack", "",
         f"- Command: `{command}`",
-        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine_info()}",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {machine}",
         f"- Model: {report['model_id']}; {report['utterances']} utterances of {', '.join(report['speakers'])} "
         f"({settings['per_class']} per class), each speaker one stream.",
         f"- Threat model: white-box, untargeted, L-infinity bound epsilon (fraction of full scale) on the file's "
