@@ -257,9 +257,12 @@ def cmd_evaluate_detector(args: argparse.Namespace) -> int:
         raise ConfigError(f"{card} not found: the detector is fitted on the model's training speakers, which the "
                           "model folder's metrics.json (ser-robot build-model) lists")
     speakers = set(json.loads(card.read_text())["fold"]["train"])
-    fit = [u for u in read_manifest(args.fit) if u.speaker in speakers]
-    fit = [u for s in sorted(speakers) for u in select_utterances([v for v in fit if v.speaker == s],
-                                                                   args.fit_per_class, args.seed)]
+    by_speaker: dict[str, list] = {}
+    for utterance in read_manifest(args.fit):
+        if utterance.speaker in speakers:
+            by_speaker.setdefault(utterance.speaker, []).append(utterance)
+    fit = [u for speaker in sorted(by_speaker) for u in select_utterances(by_speaker[speaker], args.fit_per_class,
+                                                                          args.seed)]
     clean = _session_utterances(args.clean, args.sessions)
     robot_by_id = {u.id: u for u in read_manifest(args.robot)}
     missing = [u.id for u in clean if u.id not in robot_by_id]

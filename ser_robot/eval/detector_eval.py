@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ser_robot.errors import ConfigError
 
@@ -46,13 +45,11 @@ def pipeline_embeddings(model: Any, utterances: Sequence[Any]) -> tuple[torch.Te
     with torch.no_grad():
         for utterance in utterances:
             samples, rate = read_audio(utterance.path)
-            frames = torch.from_numpy(recording_frames(samples, rate, model.feature_set))
+            frames = recording_frames(samples, rate, model.feature_set)
             stream = streams.setdefault(utterance.speaker, model.new_stream())
+            inputs = model.model_inputs(frames, stream)
             if stream is not None:
-                inputs = stream.normalize(frames.double()).float()
-                stream.update(frames)
-            else:
-                inputs = model.normalizer(frames)
+                stream.update(torch.from_numpy(frames))
             logits, v = embeddings(model.model, inputs[None], torch.tensor([len(frames)]))
             rows.append(v[0].double())
             predicted.append(model.labels[int(logits[0].argmax())])
@@ -97,25 +94,22 @@ def adaptive_arm(model: Any, detector: Any, utterances: Sequence[Any], out: str 
     import dataclasses
 
     from ser_robot.adversarial import ThreatModel, pgd
-    from ser_robot.adversarial.detector import embeddings
+    from ser_robot.adversarial.detector import adaptive_loss
     from ser_robot.eval.over_the_air import PipelineSurrogate, stream_statistics, write_wave
     from ser_robot.inference.offline import read_audio
 
     stats = stream_statistics(model, utterances)
+    surrogates = {speaker: PipelineSurrogate(model, mean, std) for speaker, (mean, std) in stats.items()}
     generator = torch.Generator().manual_seed(seed)
     crafted = []
     for utterance in utterances:
-        surrogate = PipelineSurrogate(model, *stats[utterance.speaker])
+        surrogate = surrogates[utterance.speaker]
         samples, rate = read_audio(utterance.path)
         target = torch.tensor([model.labels.index(utterance.label)])
 
         def loss(waves: torch.Tensor) -> torch.Tensor:
-            frames = surrogate.extractor(waves * surrogate.gains(waves))
-            inputs = (frames - surrogate.mean) / surrogate.std
-            lengths = torch.full((len(waves),), frames.shape[1], dtype=torch.int64)
-            logits, v = embeddings(surrogate.network, inputs, lengths)
-            return (F.cross_entropy(logits.float(), target.expand(len(waves)), reduction="none")
-                    - weight * detector.score(v).float())
+            inputs, lengths = surrogate.inputs(waves)
+            return adaptive_loss(surrogate.network, detector, target.expand(len(waves)), lengths, weight)(inputs)
 
         x = torch.from_numpy(samples[:, 0])[None]
         adversarial = pgd(loss, x, ThreatModel.waveform(epsilon), steps=steps, generator=generator)[0].numpy()

@@ -34,7 +34,8 @@ import numpy as np
 from ser_robot.errors import ConfigError
 from ser_robot.eval.noisy_twin import mix_at_snr
 
-__all__ = ["Condition", "parse_condition", "condition_utterances", "evaluate_manifest", "write_evaluation"]
+__all__ = ["Condition", "parse_condition", "condition_utterances", "evaluate_manifest", "write_evaluation",
+           "write_rows"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,17 @@ def evaluate_manifest(model: Any, utterances: Sequence[Any], condition: str = "c
             "confusion": np.asarray(report["confusion_matrix"]).tolist(), "predictions": rows}
 
 
+def write_rows(path: str | pathlib.Path, rows: Sequence[dict[str, Any]]) -> pathlib.Path:
+    """``rows`` (dicts with the same keys, at least one) as a CSV file with a header; its folder is made."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def write_evaluation(result: dict[str, Any], out: str | pathlib.Path, command: str) -> pathlib.Path:
     """The report folder of :func:`evaluate_manifest`'s ``result``; returns its ``README.md``."""
     import matplotlib
@@ -148,10 +160,7 @@ def write_evaluation(result: dict[str, Any], out: str | pathlib.Path, command: s
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows, labels = result["predictions"], result["labels"]
-    with (out / "predictions.csv").open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / "predictions.csv", rows)
     (out / "metrics.json").write_text(json.dumps({k: v for k, v in result.items() if k != "predictions"} |
                                                  {"command": command}, indent=2) + "\n", encoding="utf-8")
     confusion = np.asarray(result["confusion"])

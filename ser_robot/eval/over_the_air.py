@@ -29,7 +29,6 @@ size is also given as a signal-to-perturbation ratio in dB (utterance power over
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import pathlib
@@ -98,29 +97,31 @@ class PipelineSurrogate(torch.nn.Module):
                               "time_constant_s": params["level_time_constant_s"]}
 
     def gains(self, waves: torch.Tensor) -> torch.Tensor:
-        """``(batch, samples)`` per-sample gains of the level normaliser on ``waves`` (1 when it is off)."""
-        from ser_robot.audio.level_normalizer import LevelNormalizer
+        """``(batch, samples)`` per-sample gains of the level normaliser on ``waves`` (1 when it is off): its
+        output over its input, per block (the normaliser holds one gain per block)."""
+        from ser_robot.audio.level_normalizer import LevelNormalizer, normalize_level
 
         if self.level == "off":
             return torch.ones_like(waves)
+        block = LevelNormalizer(self.sample_rate, **self.level_options).block
         out = []
         for row in waves.detach().cpu().double().numpy():
-            normalizer = LevelNormalizer(self.sample_rate, **self.level_options)
-            levelled = np.concatenate([normalizer(row.astype(np.float32)), normalizer.flush()])[: len(row)]
-            block = normalizer.block
+            levelled = normalize_level(row.astype(np.float32), self.sample_rate, **self.level_options)[: len(row)]
             pad = (-len(row)) % block
-            power_in = np.pad(row, (0, pad)).reshape(-1, block) ** 2
-            power_out = np.pad(levelled.astype(np.float64), (0, pad)).reshape(-1, block) ** 2
-            gain = np.sqrt(power_out.sum(1) / np.maximum(power_in.sum(1), 1e-20))
-            gain[power_in.sum(1) <= 1e-20] = 1.0
+            power_in = (np.pad(row, (0, pad)).reshape(-1, block) ** 2).sum(1)
+            power_out = (np.pad(levelled.astype(np.float64), (0, pad)).reshape(-1, block) ** 2).sum(1)
+            gain = np.where(power_in > 1e-20, np.sqrt(power_out / np.maximum(power_in, 1e-20)), 1.0)
             out.append(np.repeat(gain, block)[: len(row)])
         return torch.from_numpy(np.stack(out)).to(waves)
 
-    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+    def inputs(self, waves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(model inputs (batch, frames, dims), lengths (batch,))`` of ``(batch, samples)`` waveforms."""
         frames = self.extractor(waves * self.gains(waves))
-        inputs = (frames - self.mean) / self.std
         lengths = torch.full((frames.shape[0],), frames.shape[1], dtype=torch.int64, device=frames.device)
-        return self.network(inputs, lengths).float()
+        return (frames - self.mean) / self.std, lengths
+
+    def forward(self, waves: torch.Tensor) -> torch.Tensor:
+        return self.network(*self.inputs(waves)).float()
 
 
 def craft(surrogate: PipelineSurrogate, wave: torch.Tensor, label: int, arm: str, epsilon: float,
@@ -201,7 +202,7 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
 
     from ser_robot.adversarial.over_the_air import AcousticChannel
     from ser_robot.data.manifest import read_manifest, write_manifest
-    from ser_robot.eval.offline_eval import evaluate_manifest
+    from ser_robot.eval.offline_eval import evaluate_manifest, write_rows
     from ser_robot.inference.offline import read_audio
     from ser_robot.sim.simulator import simulate_robot
 
@@ -245,22 +246,23 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
         manifests[name] = write_manifest(folder / "manifest.jsonl", crafted)
     bar.close()
 
-    rows, results = [], {}
+    rows, results, correct = [], {}, {}
     for name, manifest in manifests.items():
         robot = simulate_robot(manifest, out / "robot" / name, sim_config, noise_bank=noise_bank, seed=sim_seed,
                                workers=1, progress=progress)
         for condition, part in (("direct", read_manifest(manifest)), ("robot", robot)):
             scored = evaluate_manifest(model, list(part), progress=progress)
-            _write_predictions(out / "predictions" / f"{name}_{condition}.csv", scored.pop("predictions"))
+            predictions = scored.pop("predictions")
+            write_rows(out / "predictions" / f"{name}_{condition}.csv", predictions)
+            correct[name, condition] = {row["id"]: row["true"] == row["predicted"] for row in predictions}
             results[f"{name} / {condition}"] = scored
     for name in manifests:
         if name == "clean":
             continue
         arm, eps = name.split("_eps")
         for condition in ("direct", "robot"):
-            clean = _read_correct(out / "predictions" / f"clean_{condition}.csv")
-            attacked = _read_correct(out / "predictions" / f"{name}_{condition}.csv")
-            right = [i for i, ok in clean.items() if ok]
+            attacked = correct[name, condition]
+            right = [i for i, ok in correct["clean", condition].items() if ok]
             success = float(np.mean([not attacked[i] for i in right])) if right else float("nan")
             scored = results[f"{name} / {condition}"]
             rows.append({"arm": arm, "epsilon": float(eps), "condition": condition,
@@ -275,24 +277,8 @@ def over_the_air_attack(model: Any, utterances: Sequence[Any], out: str | pathli
               "speakers": sorted({u.speaker for u in chosen}), "rows": rows, "scores": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    with (out / "results.csv").open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_rows(out / "results.csv", rows)
     return report
-
-
-def _write_predictions(path: pathlib.Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _read_correct(path: pathlib.Path) -> dict[str, bool]:
-    with path.open(encoding="utf-8") as stream:
-        return {row["id"]: row["true"] == row["predicted"] for row in csv.DictReader(stream)}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:

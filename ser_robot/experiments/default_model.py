@@ -147,7 +147,7 @@ def build_default_model(path: str | pathlib.Path, out: str | pathlib.Path, work:
     from ser_robot.data.manifest import Manifest, read_manifest
     from ser_robot.eval.calibration import expected_calibration_error, reliability_diagram, softmax
     from ser_robot.eval.gain_sweep import GAINS_DB, gain_sweep
-    from ser_robot.eval.offline_eval import evaluate_manifest
+    from ser_robot.eval.offline_eval import evaluate_manifest, write_rows
     from ser_robot.experiments.prepare import prepare_corpus
     from ser_robot.experiments.report import machine_info
     from ser_robot.inference.model import EmotionModel
@@ -195,7 +195,7 @@ def build_default_model(path: str | pathlib.Path, out: str | pathlib.Path, work:
             scored["ece_temperature_1"] = expected_calibration_error(raw, targets)
             metrics[f"{name} / {condition}"] = scored
             curves[f"{name} / {condition}"] = (probabilities, targets)
-            _write_rows(predictions / f"{_slug(name)}_{condition}.csv", rows)
+            write_rows(predictions / f"{_slug(name)}_{condition}.csv", rows)
     engines = {name: curve for name, curve in curves.items() if name.startswith("engine")}
     reliability_diagram(engines or curves, out / "reliability.png")
     baseline = _baseline_scores(model, fold.train, conditions, config, progress)
@@ -258,15 +258,6 @@ def _calibrate(model_path: pathlib.Path, validation: Any, robot_by_id: dict[str,
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
-
-
-def _write_rows(path: pathlib.Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _baseline_scores(model: Any, train: Any, conditions: dict[str, dict[str, Any]], config: Any,

@@ -191,12 +191,7 @@ class EmotionModel:
         if frames.ndim != 2 or frames.shape[1] != len(self.feature_names) or len(frames) == 0:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
-        if self.purifier is not None:
-            frames = self.purifier(frames)
-        if stream is not None:  # onto the population's scale, which the model's own normaliser then removes
-            mean, scale = self._population
-            normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))
-            frames = (normalized * scale + mean).float().numpy()
+        frames = self._prepared(frames, stream)
         if self._onnx is not None:
             out = torch.from_numpy(self._onnx(frames))
         else:
@@ -210,6 +205,23 @@ class EmotionModel:
         arousal, valence = to_unit_scale(out, self.dimension_scale).clamp(-1.0, 1.0).cpu().tolist()
         return Prediction(np.zeros(0, np.float32), arousal, valence)
 
+
+    def _prepared(self, frames: np.ndarray, stream: StreamNormalizer | None) -> np.ndarray:
+        """Raw frames ``(frames, features)`` through the purifier (if any) and, with ``stream``, mapped from the
+        stream's statistics onto the population's, which the model's own normaliser then removes."""
+        if self.purifier is not None:
+            frames = self.purifier(frames)
+        if stream is not None:
+            mean, scale = self._population
+            normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))
+            frames = (normalized * scale + mean).float().numpy()
+        return frames
+
+    def model_inputs(self, frames: np.ndarray, stream: StreamNormalizer | None = None) -> torch.Tensor:
+        """What :meth:`predict` feeds the torch model for raw frames ``(frames, features)``: ``(frames,
+        features)`` normalised, on the model's device (for analyses of the model, e.g. its embeddings)."""
+        x = torch.from_numpy(np.ascontiguousarray(self._prepared(frames, stream), dtype=np.float32)).to(self.device)
+        return self.normalizer(x)
 
     def predict_waveform(self, samples: np.ndarray, sample_rate: int) -> Prediction:
         """One prediction for a whole recording: float samples ``(frames,)`` or ``(frames, channels)`` at
