@@ -151,3 +151,50 @@ def test_the_served_model_runs_the_purifier_first_and_refuses_a_mismatch(trained
         fold, out_dir=tmp_path / "other", progress=False)
     with pytest.raises(FeatureMismatchError, match="must share a feature set"):
         EmotionModel(other.best_checkpoint, "cpu", purifier=changed)
+
+
+def test_su_lee_table1_runs_at_tiny_size(tmp_path):
+    """The SSAD arm trains a purifier against its own model, scores the defended system, the attack without the
+    purifier and the adaptive attack, and the tables report PE / RR and the adaptive effect."""
+    import json
+
+    from ser_robot.experiments import run_experiment
+    from ser_robot.experiments.tables import read_predictions
+
+    path = REPO / "training/experiments/su_lee_table1_tiny.yaml"
+    result = run_experiment(path, out=tmp_path / "results", workers=1, progress=False, cache=tmp_path / "cache")
+    assert result.jobs_run == 3
+    job_dir = next((tmp_path / "results" / "jobs" / "ssad").glob("rep0/*"))
+    job = json.loads((job_dir / "job.json").read_text())
+    assert (job_dir / "purifier" / "purifier.pt").is_file()
+    assert {"pgd3", "pgd3_unprotected", "pgd3_adaptive", "clean_unprotected"} <= set(job["metrics"])
+    logits = {}
+    for name in ("pgd3", "pgd3_unprotected"):  # the same adversaries, scored with and without the purifier
+        rows = (job_dir / f"predictions_{name}.csv").read_text().splitlines()[1:]
+        logits[name] = [row.split(",")[4:] for row in rows]
+    assert logits["pgd3"] != logits["pgd3_unprotected"]
+    assert (read_predictions(job_dir / "predictions_pgd3_adaptive.csv").ids
+            == read_predictions(job_dir / "predictions_clean.csv").ids)
+    assert "## Protection efficacy and recovery rate" in result.markdown
+    assert "| CNN-4 + SSAD | adaptive | pgd3 |" in result.markdown and "ssad_protects_adaptive" in result.markdown
+    assert (tmp_path / "results" / "figures" / "protection.png").is_file()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.pop("purifier"), "add a 'purifier' section"),
+    (lambda d: d["purifier"].update(reference="ssad"), "must name an arm without a defence"),
+    (lambda d: d["purifier"].update(changes={"layers": 0}), "purifier:"),
+    (lambda d: d["effects"][1].update(test_set_b="pgd4_adaptive"), "its test sets are"),
+    (lambda d: d.pop("attacks") and d.pop("effects"), "add 'attacks'"),
+])
+def test_a_defended_experiment_is_checked_on_load(tmp_path, change, message):
+    import yaml
+
+    from ser_robot.experiments import load_experiment
+
+    data = yaml.safe_load((REPO / "training/experiments/su_lee_table1_tiny.yaml").read_text())
+    change(data)
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match=message):
+        load_experiment(path)

@@ -36,7 +36,8 @@ arms. Layout (every key is checked; unknown keys and wrong types raise
 
 Relative input paths (manifests, YAMLs) are taken from the working directory when they exist
 there, else from the experiment file's folder, else from the repository root; output folders
-(``cache``) from the working directory. Nothing here imports torch.
+(``cache``) from the working directory. Nothing here imports torch, except the check of an SSAD arm's
+purifier configuration.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ __all__ = [
     "experiment_test_sets",
     "ATTACK_METHODS",
     "AttackSpec",
+    "DEFENCES",
+    "PurifierSpec",
+    "arm_test_sets",
     "load_experiment",
 ]
 
@@ -191,7 +195,9 @@ class ArmConfig:
     """One trained configuration: ``model`` and ``head``, Table I's ``training`` condition, Table II's
     ``removed`` augmentation (``None``: none removed), and training-config ``overrides``; ``label``
     names the model in tables (default ``RNN``/``CNN``); ``unlabelled``: the arm also trains on the
-    protocol's ``unlabelled_sessions`` without their labels (a multitask model)."""
+    protocol's ``unlabelled_sessions`` without their labels (a multitask model); ``defence``: ``ssad`` puts
+    a purifier, trained against the arm's own model by the experiment's ``purifier`` section, in front of it
+    (the test sets then score the defended system; :func:`arm_test_sets` names the extra ones)."""
 
     name: str = setting(nonempty=True)
     model: str = setting(nonempty=True)
@@ -201,6 +207,7 @@ class ArmConfig:
     label: str = ""
     overrides: dict[str, Any] = setting(default_factory=dict)
     unlabelled: bool = False
+    defence: str = setting("none", choices=("none", "ssad"))
 
 
 @dataclass(frozen=True)
@@ -215,11 +222,13 @@ class EffectSpec:
     description: str = ""
     metric: str = setting("uar", choices=("uar", "accuracy", "macro_f1"))
     test_set: str = setting("clean", nonempty=True)  # clean, robot or a noisy test set (snr0 ...)
+    test_set_b: str = ""  # arm b's test set when it differs (e.g. an SSAD arm's <attack>_adaptive)
     expected: str = setting("higher", choices=("higher", "lower", "not lower"))
     paper: str = ""
 
 
 ATTACK_METHODS: tuple[str, ...] = ("fgsm", "bim", "pgd", "spsa")
+DEFENCES: tuple[str, ...] = ("none", "ssad")
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,8 @@ class AttackSpec:
     trained model on its normalised inputs (:mod:`ser_robot.adversarial`; threat domain ``features``:
     ``epsilon`` in standard deviations of the training population). ``name`` is the test set's name (an
     effect's ``test_set``); ``steps`` are BIM's, PGD's and SPSA's (FGSM takes one step), ``restarts`` PGD's,
-    ``samples`` SPSA's loss-value pairs per step (the gradient-free attack that exposes gradient masking)."""
+    ``samples`` SPSA's loss-value pairs per step (the gradient-free attack that exposes gradient masking),
+    ``step_size`` BIM's and PGD's step (0: their default)."""
 
     name: str = setting(nonempty=True)
     method: str = setting(choices=ATTACK_METHODS)
@@ -236,6 +246,27 @@ class AttackSpec:
     steps: int = setting(10, min=1, max=1000)
     restarts: int = setting(1, min=1, max=100)
     samples: int = setting(32, min=1, max=10_000)
+    step_size: float = setting(0.0, min=0.0, max=10.0)  # BIM's and PGD's; 0: min(epsilon, 2.5 epsilon / steps)
+
+
+@dataclass(frozen=True)
+class PurifierSpec:
+    """``purifier``: how the arms with ``defence: ssad`` train SSAD's purifier (Su and Lee, seeds/003) after
+    their model, against that model as the frozen feature extractor
+    (:func:`~ser_robot.train.purifier.train_purifier`): the SSAD configuration ``config`` (empty:
+    ``config/models/ssad.yaml``) with ``changes``, ``epochs``, ``batch_size``, ``lr`` and ``patience`` (paper:
+    Adam at 1e-3, early stopping after 5), the ``frames`` of each training utterance. ``reference``: the
+    undefended arm whose attacked predictions are R_no-protect in the protection efficacy (eq. 12) of the arms
+    without a purifier of their own (an SSAD arm uses its own model, unpurified)."""
+
+    reference: str = setting(nonempty=True)
+    config: str = ""
+    changes: dict[str, Any] = setting(default_factory=dict)
+    epochs: int = setting(50, min=1, max=10_000)
+    batch_size: int = setting(16, min=1, max=4096)
+    lr: float = setting(1e-3, above=0.0)
+    patience: int = setting(5, min=1, max=1000)
+    frames: int = setting(373, min=1, max=100_000)
 
 
 @dataclass(frozen=True)
@@ -264,6 +295,7 @@ class ExperimentConfig:
     cache: str = "out/corpora"
     description: str = ""
     attacks: tuple[AttackSpec, ...] = ()
+    purifier: PurifierSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/YAML-safe), the form copied into the results folder."""
@@ -301,9 +333,13 @@ class ExperimentConfig:
             del data["protocol"]["unlabelled_sessions"]
         if not data["attacks"]:
             del data["attacks"]
+        if data["purifier"] is None:
+            del data["purifier"]
         for arm in data["arms"]:
             if not arm["unlabelled"]:
                 del arm["unlabelled"]
+            if arm["defence"] == "none":
+                del arm["defence"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -395,6 +431,38 @@ def arm_train_overrides(experiment: ExperimentConfig, arm: ArmConfig, repetition
     return overrides
 
 
+def _purifier(where: str, data: Any, base: pathlib.Path) -> PurifierSpec | None:
+    """The ``purifier`` section, its SSAD ``config`` path resolved (:func:`resolve_input`)."""
+    if data is None:
+        return None
+    spec = from_mapping(PurifierSpec, data, f"{where}: purifier")
+    return dataclasses.replace(spec, config=str(resolve_input(spec.config, base))) if spec.config else spec
+
+
+def _check_defences(experiment: ExperimentConfig, where: str) -> None:
+    """SSAD arms need the ``purifier`` section and attacks, and its ``reference`` must be an undefended arm."""
+    defended = [a.name for a in experiment.arms if a.defence != "none"]
+    spec = experiment.purifier
+    if defended and spec is None:
+        raise ConfigError(f"{where}: arms {defended} say defence: ssad; add a 'purifier' section (its reference arm, "
+                          "epochs, ...) that says how to train the purifier")
+    if spec is None:
+        return
+    if not defended:
+        raise ConfigError(f"{where}: the 'purifier' section is set but no arm says defence: ssad")
+    if not experiment.attacks:
+        raise ConfigError(f"{where}: a defence is measured under attack; add 'attacks'")
+    if spec.reference not in [a.name for a in experiment.arms] or experiment.arm(spec.reference).defence != "none":
+        raise ConfigError(f"{where}: purifier: reference {spec.reference!r} must name an arm without a defence; the "
+                          f"arms are {[a.name for a in experiment.arms]}")
+    try:
+        from ser_robot.models.ssad import load_ssad_config
+
+        load_ssad_config(spec.config or None, **spec.changes)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: purifier: {error}") from None
+
+
 def _check_arm_config(experiment: ExperimentConfig, arm: ArmConfig, where: str) -> None:
     """Load the arm's training configuration now, so a bad override fails before any corpus is built."""
     from ser_robot.train.config import load_train_config
@@ -430,6 +498,19 @@ def experiment_test_sets(experiment: ExperimentConfig) -> tuple[str, ...]:
             + tuple(attack.name for attack in experiment.attacks))
 
 
+def arm_test_sets(experiment: ExperimentConfig, arm: ArmConfig) -> tuple[str, ...]:
+    """The test sets of ``arm``'s jobs: :func:`experiment_test_sets`, and for an SSAD arm the model without its
+    purifier on clean input (``clean_unprotected``) and per attack: the attack on the model scored without the
+    purifier (``<attack>_unprotected``) and the adaptive attack on purifier and model together
+    (``<attack>_adaptive``); the plain ``<attack>`` set of an SSAD arm is the non-adaptive attack, crafted
+    against the model alone and scored through the purifier."""
+    extra: tuple[str, ...] = ()
+    if arm.defence == "ssad":
+        extra = ("clean_unprotected", *(f"{a.name}_{kind}" for a in experiment.attacks
+                                        for kind in ("unprotected", "adaptive")))
+    return experiment_test_sets(experiment) + extra
+
+
 def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     """Read and validate an experiment YAML; raises :class:`ConfigError` naming the file and key.
 
@@ -442,7 +523,7 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
     where = str(path)
     data = read_yaml_mapping(path, "experiment")
     known = ("name", "description", "seed", "cache", "corpus", "target_corpus", "protocol", "train", "tables",
-             "effects", "arms", "attacks")
+             "effects", "arms", "attacks", "purifier")
     data = check_keys(data, known, ("corpus", "train", "arms"), where=where)
     base = path.resolve().parent
     train = from_mapping(TrainSection, data["train"], f"{where}: train")
@@ -487,7 +568,8 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
         if data.get("target_corpus") is not None else None,
         seed=check_value("seed", data.get("seed", 0), int, where=where, min=0),
         cache=check_value("cache", data.get("cache", "out/corpora"), str, where=where, nonempty=True),
-        description=str(data.get("description") or "").strip(), attacks=attacks)
+        description=str(data.get("description") or "").strip(), attacks=attacks,
+        purifier=_purifier(where, data.get("purifier"), base))
     clashing = sorted({a.name for a in attacks} & set(experiment_test_sets(dataclasses.replace(experiment, attacks=()))))
     if clashing or len({a.name for a in attacks}) < len(attacks):
         raise ConfigError(f"{where}: attack names must be unique and differ from the other test sets; "
@@ -504,10 +586,13 @@ def load_experiment(path: str | pathlib.Path) -> ExperimentConfig:
                           "and test on, distinct from the training corpus); give both or neither")
     if experiment.target is not None and experiment.protocol.unlabelled_sessions:
         raise ConfigError(f"{where}: unlabelled_sessions apply to the session and speaker schemes, not cross_corpus")
+    _check_defences(experiment, where)
     for effect in effects:
-        if effect.test_set not in experiment_test_sets(experiment):
-            raise ConfigError(f"{where}: effect {effect.name!r} reads test set {effect.test_set!r}; this experiment's "
-                              f"test sets are {list(experiment_test_sets(experiment))}")
+        for arm_name, test_set in ((effect.a, effect.test_set), (effect.b, effect.test_set_b or effect.test_set)):
+            sets = arm_test_sets(experiment, experiment.arm(arm_name))
+            if test_set not in sets:
+                raise ConfigError(f"{where}: effect {effect.name!r} reads test set {test_set!r} of arm {arm_name!r}; "
+                                  f"its test sets are {list(sets)}")
     for arm in arms:
         if arm.unlabelled and not experiment.protocol.unlabelled_sessions:
             raise ConfigError(f"{where}: arm {arm.name!r} says unlabelled: true but protocol.unlabelled_sessions "

@@ -221,3 +221,35 @@ def labelled_fraction_figure(runs: Sequence[Mapping[str, Any]], experiment: Mapp
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def protection_figure(rows: Sequence[Mapping[str, Any]], path: pathlib.Path) -> pathlib.Path:
+    """Su and Lee's Fig. 2: protection efficacy (solid) and recovery rate (dashed), mean over units, against the
+    attack (in the experiment's order), one colour per arm and attacker; ``rows`` of
+    :func:`~ser_robot.experiments.tables.protection_rows`; written to ``path`` (PNG)."""
+    plt = _pyplot()
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    for curve in dict.fromkeys((r["label"], r["attacker"]) for r in rows):
+        for name, style in (("protection_efficacy", "-"), ("recovery_rate", "--")):
+            means = []
+            for attack in attacks:
+                values = np.array([r[name] for r in rows if (r["label"], r["attacker"]) == curve
+                                   and r["attack"] == attack], dtype=float)
+                means.append(np.nanmean(values) if np.isfinite(values).any() else np.nan)
+            line = ax.plot(range(len(attacks)), means, style, marker="o",
+                           label=f"{curve[0]} ({curve[1]}), {'PE' if name == 'protection_efficacy' else 'RR'}")
+            if name == "protection_efficacy":
+                colour = line[0].get_color()
+            else:
+                line[0].set_color(colour)
+    ax.set_xticks(range(len(attacks)), attacks, rotation=30)
+    ax.set_xlabel("attack")
+    ax.set_ylabel("protection efficacy (solid), recovery rate (dashed)")
+    ax.set_title("Protection under attack (synthetic corpus)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -41,6 +41,7 @@ from typing import Any
 
 from ser_robot.experiments.config import (
     ExperimentConfig,
+    arm_test_sets,
     arm_train_overrides,
     deep_merge,
     load_experiment,
@@ -94,6 +95,8 @@ class JobSpec:
     target: str = ""
     selection_share: float = 0.0
     attacks: list[dict[str, Any]] = field(default_factory=list)
+    purifier: dict[str, Any] = field(default_factory=dict)  # an SSAD arm's PurifierSpec (empty: no defence)
+    test_sets: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -216,7 +219,10 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                 overrides = deep_merge(overrides, {"multitask": {"unlabelled_manifest": unlabelled_path}})
             config = _with_bank_paths(load_train_config(experiment.train_config, overrides), prepared)
             config_dict = config.to_dict()
-            key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key}, sort_keys=True)
+            purifier = (dataclasses.asdict(experiment.purifier)
+                        if arm.defence == "ssad" and experiment.purifier is not None else {})
+            key = json.dumps({"config": config_dict, "fold": fold.name, **corpus_key,
+                              **({"purifier": purifier} if purifier else {})}, sort_keys=True)
             jobs.append(JobSpec(
                 arm=arm.name, label=arm.label, model=arm.model, head=arm.head, training=arm.training,
                 removed=arm.removed, repetition=repetition, seed=int(config.seed), fold_index=index,
@@ -226,7 +232,8 @@ def plan_jobs(experiment: ExperimentConfig, prepared: PreparedData, out_dir: pat
                 job_dir=str(out_dir / "jobs" / arm.name / f"rep{repetition}" / _slug(speaker)), threads=threads,
                 fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16], noisy=noisy,
                 target=str(tested.manifest) if cross else "",
-                selection_share=experiment.protocol.selection_share if cross else 0.0, attacks=attacks))
+                selection_share=experiment.protocol.selection_share if cross else 0.0, attacks=attacks,
+                purifier=purifier, test_sets=list(arm_test_sets(experiment, arm))))
     return jobs
 
 
@@ -336,11 +343,17 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
         result = train(config, fold, out_dir=train_dir, progress=False)
     seconds = time.perf_counter() - started
 
-    metrics, nonfinite = test_clean_and_robot(result, config, fold.test, _manifest(spec.robot), job_dir,
+    purifier = _job_purifier(spec, config, fold, result) if spec.purifier else None
+    scored = result if purifier is None else dataclasses.replace(result, model=_purified(purifier, result.model))
+    metrics, nonfinite = test_clean_and_robot(scored, config, fold.test, _manifest(spec.robot), job_dir,
                                               where=f"job {spec.job_dir}",
                                               noisy={name: _manifest(path) for name, path in spec.noisy.items()})
+    if purifier is not None:
+        unprotected, _ = test_clean_and_robot(result, config, fold.test, None, job_dir, where=f"job {spec.job_dir}",
+                                              suffix="_unprotected")
+        metrics.update(unprotected)
     if spec.attacks:
-        metrics.update(test_attacked(result, config, fold.test, job_dir, spec.attacks))
+        metrics.update(test_attacked(result, config, fold.test, job_dir, spec.attacks, purifier=purifier))
     job = {**{k: v for k, v in dataclasses.asdict(spec).items() if k not in ("train_config", "job_dir", "threads")},
            "labels": list(result.labels), "best_epoch": result.best_epoch, "epochs_run": len(result.history),
            "stopped_early": result.stopped_early, "train_seconds": round(seconds, 2),
@@ -352,20 +365,58 @@ def _run_job(spec: JobSpec) -> dict[str, Any]:
     return job
 
 
-def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_dir: pathlib.Path,
-                         where: str = "", noisy: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
-    """Score a trained ``result`` on the ``test`` manifest (clean), on the same ids in the ``robot`` twin and
-    in each ``noisy`` copy (test-set name -> manifest).
+def _job_purifier(spec: JobSpec, config: Any, fold: Any, result: Any) -> Any:
+    """The SSAD purifier of a defended job (:class:`~ser_robot.experiments.config.PurifierSpec` in
+    ``spec.purifier``), trained against the job's own best model, or loaded from the job's ``purifier/purifier.pt``
+    when an interrupted run already trained it; eval mode, on the model's device."""
+    import torch
 
-    Writes ``predictions_<test set>.csv`` into ``out_dir``; returns ``(metrics per test set, non-finite
-    feature values zeroed per test set)``.
+    from ser_robot.config_io import from_mapping
+    from ser_robot.models.ssad import Purifier, SsadConfig, load_ssad_config
+    from ser_robot.train.purifier import train_purifier
+
+    if config.normalization != "global":
+        raise ExperimentError(f"job {spec.job_dir}: the SSAD purifier works on population-normalised frames; this "
+                              f"arm trains with normalization: {config.normalization}; set it to global")
+    if result.best_checkpoint is None:
+        raise ExperimentError(f"job {spec.job_dir}: training wrote no best.pt for the purifier to train against")
+    spec_ = spec.purifier
+    out_dir = pathlib.Path(spec.job_dir) / "purifier"
+    path = out_dir / "purifier.pt"
+    if path.is_file():
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        purifier = Purifier(from_mapping(SsadConfig, data["config"], str(path)))
+        purifier.load_state_dict(data["state"])
+    else:
+        ssad = load_ssad_config(spec_["config"] or None, **spec_["changes"])
+        purifier = train_purifier(fold, result.best_checkpoint, ssad, epochs=spec_["epochs"],
+                                  batch_size=spec_["batch_size"], lr=spec_["lr"], patience=spec_["patience"],
+                                  frames=spec_["frames"], seed=spec.seed, out_dir=out_dir).purifier
+    return purifier.to(next(result.model.parameters()).device).eval()
+
+
+def _purified(purifier: Any, model: Any) -> Any:
+    from ser_robot.adversarial.ssad import PurifiedModel
+
+    return PurifiedModel(purifier, model).eval()
+
+
+def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_dir: pathlib.Path,
+                         where: str = "", noisy: dict[str, Any] | None = None,
+                         suffix: str = "") -> tuple[dict[str, Any], dict[str, int]]:
+    """Score a trained ``result`` on the ``test`` manifest (clean), on the same ids in the ``robot`` twin (none:
+    not scored) and in each ``noisy`` copy (test-set name -> manifest).
+
+    Writes ``predictions_<test set><suffix>.csv`` into ``out_dir``; returns ``(metrics per test set, non-finite
+    feature values zeroed per test set)``, keyed by ``<test set><suffix>``.
     """
     from ser_robot.data.manifest import Manifest
     from ser_robot.train.data import UtteranceDataset
     from ser_robot.train.trainer import predict
 
     parts = {"clean": test}
-    for name, twin in {"robot": robot, **(noisy or {})}.items():
+    twins = {"robot": robot} if robot is not None else {}
+    for name, twin in {**twins, **(noisy or {})}.items():
         by_id = {u.id: u for u in twin}
         missing = [u.id for u in test if u.id not in by_id]
         if missing:
@@ -383,54 +434,78 @@ def test_clean_and_robot(result: Any, config: Any, test: Any, robot: Any, out_di
         if featurizer.nonfinite:
             log.warning("%s: %d non-finite feature values in the %s test set, set to 0 (the training mean)",
                         where, featurizer.nonfinite, name)
-        path = write_predictions(out_dir / f"predictions_{name}.csv", config.head, [u.id for u in part],
+        path = write_predictions(out_dir / f"predictions_{name}{suffix}.csv", config.head, [u.id for u in part],
                                  [u.speaker for u in part], dataset.targets(config.head).numpy(), outputs.numpy(),
                                  labels)
-        metrics[name] = metrics_from_predictions(read_predictions(path), labels)
+        metrics[f"{name}{suffix}"] = metrics_from_predictions(read_predictions(path), labels)
     return metrics, nonfinite
 
 
-def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path,
-                  attacks: list[dict[str, Any]]) -> dict[str, Any]:
+def test_attacked(result: Any, config: Any, test: Any, out_dir: pathlib.Path, attacks: list[dict[str, Any]],
+                  purifier: Any = None) -> dict[str, Any]:
     """Score a trained ``result`` on the clean ``test`` manifest attacked white-box by each of ``attacks``
     (:class:`~ser_robot.experiments.config.AttackSpec` dicts) on its normalised inputs, the true labels as the
-    untargeted attack's; writes ``predictions_<attack name>.csv`` into ``out_dir``, returns the metrics."""
+    untargeted attack's; writes ``predictions_<attack name>.csv`` into ``out_dir``, returns the metrics.
+
+    With an SSAD ``purifier`` in front of the model, per attack: ``<name>_unprotected`` (crafted against and
+    scored by the model alone), ``<name>`` (the same adversaries scored through the purifier: the non-adaptive
+    attacker) and ``<name>_adaptive`` (crafted against and scored by purifier and model together)."""
     import torch
 
-    from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, spsa
     from ser_robot.train.data import UtteranceDataset
     from ser_robot.train.trainer import feature_batches, predict_features
 
     featurizer, context = _test_featurizer(result, config)
-    device = context.device
     labels = list(result.labels)
     dataset = UtteranceDataset(test, labels, config.sample_rate, cache=False)
     targets = dataset.targets("categorical")
     clean = feature_batches(featurizer, dataset, config, context)
     model = result.model.eval()
+    defended = _purified(purifier, model) if purifier is not None else None
     metrics = {}
-    for attack in attacks:
-        threat = ThreatModel("features", float(attack["epsilon"]))
-        generator = torch.Generator().manual_seed(int(config.seed))
-        batches = []
-        for indices, feats in clean:
-            loss = feature_loss(model, targets[indices].to(device), feats.lengths)
-            if attack["method"] == "fgsm":
-                adversarial = fgsm(loss, feats.features, threat)
-            elif attack["method"] == "bim":
-                adversarial = bim(loss, feats.features, threat, steps=int(attack["steps"]))
-            elif attack["method"] == "pgd":
-                adversarial = pgd(loss, feats.features, threat, steps=int(attack["steps"]),
-                                  restarts=int(attack["restarts"]), generator=generator)
-            else:
-                adversarial = spsa(loss, feats.features, threat, steps=int(attack["steps"]),
-                                   samples=int(attack["samples"]), generator=generator)
-            batches.append((indices, feats._replace(features=adversarial)))
-        outputs = predict_features(model, batches, config, context)
-        path = write_predictions(out_dir / f"predictions_{attack['name']}.csv", "categorical", [u.id for u in test],
+
+    def write(name: str, scorer: Any, batches: list[Any]) -> None:
+        outputs = predict_features(scorer, batches, config, context)
+        path = write_predictions(out_dir / f"predictions_{name}.csv", "categorical", [u.id for u in test],
                                  [u.speaker for u in test], targets.numpy(), outputs.numpy(), labels)
-        metrics[attack["name"]] = metrics_from_predictions(read_predictions(path), labels)
+        metrics[name] = metrics_from_predictions(read_predictions(path), labels)
+
+    for attack in attacks:
+        generator = torch.Generator().manual_seed(int(config.seed))
+        adversarial = _attacked_batches(model, clean, targets, attack, generator, context.device)
+        if defended is None:
+            write(attack["name"], model, adversarial)
+            continue
+        write(f"{attack['name']}_unprotected", model, adversarial)
+        write(attack["name"], defended, adversarial)
+        generator = torch.Generator().manual_seed(int(config.seed))
+        write(f"{attack['name']}_adaptive", defended,
+              _attacked_batches(defended, clean, targets, attack, generator, context.device))
     return metrics
+
+
+def _attacked_batches(model: Any, clean: list[Any], targets: Any, attack: dict[str, Any], generator: Any,
+                      device: Any) -> list[Any]:
+    """``clean`` feature batches attacked white-box against ``model`` by one ``attack`` (an AttackSpec dict)."""
+    from ser_robot.adversarial import ThreatModel, bim, feature_loss, fgsm, pgd, spsa
+
+    threat = ThreatModel("features", float(attack["epsilon"]))
+    step_size = float(attack.get("step_size") or 0.0) or None
+    batches = []
+    for indices, feats in clean:
+        loss = feature_loss(model, targets[indices].to(device), feats.lengths)
+        if attack["method"] == "fgsm":
+            adversarial = fgsm(loss, feats.features, threat)
+        elif attack["method"] == "bim":
+            adversarial = bim(loss, feats.features, threat, steps=int(attack["steps"]), step_size=step_size)
+        elif attack["method"] == "pgd":
+            adversarial = pgd(loss, feats.features, threat, steps=int(attack["steps"]), step_size=step_size,
+                              restarts=int(attack["restarts"]), generator=generator)
+        else:
+            adversarial = spsa(loss, feats.features, threat, steps=int(attack["steps"]),
+                               samples=int(attack["samples"]), generator=generator)
+        batches.append((indices, feats._replace(features=adversarial)))
+    return batches
 
 
 def _test_featurizer(result: Any, config: Any) -> tuple[Any, Any]:

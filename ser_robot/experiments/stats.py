@@ -377,14 +377,16 @@ def _arm_values(runs: Sequence[Mapping[str, Any]], arm: str, test_set: str, metr
 def arm_effects(runs: Sequence[Mapping[str, Any]], specs: Sequence[Mapping[str, Any]], *, n_boot: int = 10000,
                 seed: int = 0) -> list[Effect]:
     """The effects an experiment's ``effects`` list names (:class:`~ser_robot.experiments.config.EffectSpec`
-    as dicts): arm ``b`` against arm ``a`` on the units both have."""
+    as dicts): arm ``b`` (on ``test_set_b`` when given) against arm ``a`` on the units both have."""
     effects = []
     for spec in specs:
+        test_b = spec.get("test_set_b") or spec["test_set"]
         pairs = _common(_arm_values(runs, spec["a"], spec["test_set"], spec["metric"]),
-                        _arm_values(runs, spec["b"], spec["test_set"], spec["metric"]))
+                        _arm_values(runs, spec["b"], test_b, spec["metric"]))
         comparison = paired_bootstrap(pairs[:, 0], pairs[:, 1], n_boot=n_boot, seed=seed)
         description = spec.get("description") or f"{spec['b']} vs {spec['a']}"
-        effects.append(_effect(spec["name"], f"{description} ({spec['test_set']} test)", spec["metric"],
+        tested = spec["test_set"] if test_b == spec["test_set"] else f"{spec['test_set']} vs {test_b}"
+        effects.append(_effect(spec["name"], f"{description} ({tested} test)", spec["metric"],
                                spec.get("paper") or "", spec["expected"], comparison))
     return effects
 

@@ -417,7 +417,8 @@ def load_jobs(results_dir: pathlib.Path) -> list[dict[str, Any]]:
 def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Predictions]]:
     """The ``runs.csv`` rows of one job, metrics recomputed from its predictions, and the predictions."""
     rows, predictions = [], {}
-    for test in (*TEST_SETS, *(job.get("noisy") or {}), *(a["name"] for a in job.get("attacks") or [])):
+    tests = job.get("test_sets") or (*TEST_SETS, *(job.get("noisy") or {}), *(a["name"] for a in job.get("attacks") or []))
+    for test in tests:
         path = pathlib.Path(job["dir"]) / f"predictions_{test}.csv"
         if not path.is_file():
             raise ExperimentError(f"job {job['dir']} has no {path.name}; delete the job folder and run the "
@@ -431,6 +432,73 @@ def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Pr
         row["test_set"] = test
         rows.append(row)
     return rows, predictions
+
+
+def protection_rows(collected: Sequence[tuple[Mapping[str, Any], Mapping[str, Predictions]]],
+                    experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Su and Lee's protection efficacy (eq. 12) and recovery rate (eq. 13) per defended job and attack.
+
+    ``collected``: ``(job, {test set: Predictions})``. An SSAD job is measured against its own model without
+    the purifier (``clean_unprotected``, ``<attack>_unprotected``), under the non-adaptive and the adaptive
+    attacker; any other arm but the ``purifier.reference`` arm (an adversarially trained model) against the
+    reference arm's job of the same repetition and fold. Rows: ``arm, label, repetition, fold, attack,
+    attacker, protection_efficacy, recovery_rate`` (NaN where a metric is undefined: no harm done, or no
+    utterance wrong on clean input)."""
+    from ser_robot.adversarial.ssad import protection_efficacy, recovery_rate
+    from ser_robot.errors import ConfigError
+
+    reference = experiment["purifier"]["reference"]
+    by_unit = {(job["repetition"], job["fold"]): predictions for job, predictions in collected
+               if job["arm"] == reference}
+
+    def correct(pred: Predictions) -> np.ndarray:
+        return np.asarray(pred.true) == np.asarray(pred.predicted)
+
+    def metric(fn: Any, *args: np.ndarray) -> float:
+        try:
+            return float(fn(*args))
+        except ConfigError:
+            return math.nan
+
+    rows = []
+    for job, predictions in collected:
+        if job["arm"] == reference:
+            continue
+        ssad = bool(job.get("purifier"))
+        base = predictions if ssad else by_unit.get((job["repetition"], job["fold"]))
+        if base is None:
+            continue
+        clean = correct(base["clean_unprotected" if ssad else "clean"])
+        for attack in (a["name"] for a in experiment["attacks"]):
+            attacked = correct(base[f"{attack}_unprotected" if ssad else attack])
+            for attacker, test in (("non-adaptive", attack), *((("adaptive", f"{attack}_adaptive"),) if ssad else ())):
+                protected = correct(predictions[test])
+                rows.append({"arm": job["arm"], "label": job["label"], "repetition": job["repetition"],
+                             "fold": job["fold"], "attack": attack, "attacker": attacker,
+                             "protection_efficacy": metric(protection_efficacy, clean, attacked, protected),
+                             "recovery_rate": metric(recovery_rate, clean, protected)})
+    return rows
+
+
+def protection_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`protection_rows` as a table: mean ± std over the units that define each metric, per arm, attacker
+    and attack (n: the units)."""
+    if not rows:
+        return "No defended job has finished yet.\n"
+    lines = ["| arm | attacker | attack | protection efficacy | recovery rate | n |", "|---|---|---|---|---|---|"]
+    keys = list(dict.fromkeys((r["label"], r["attacker"], r["attack"]) for r in rows))
+    for label, attacker, attack in keys:
+        group = [r for r in rows if (r["label"], r["attacker"], r["attack"]) == (label, attacker, attack)]
+        cells = []
+        for name in ("protection_efficacy", "recovery_rate"):
+            values = np.array([r[name] for r in group], dtype=float)
+            values = values[~np.isnan(values)]
+            cells.append(f"{values.mean():.2f} ± {values.std():.2f}" if len(values) else "undefined")
+        lines.append(f"| {label} | {attacker} | {attack} | {cells[0]} | {cells[1]} | {len(group)} |")
+    return "\n".join(lines) + "\n\nR (eq. 12) is the share of the utterances right on clean input that the attack turns " \
+        "wrong; without protection it is the undefended model's (an SSAD arm: its own model without the purifier; " \
+        "any other arm: the reference arm's). Recovery rate: of the utterances wrong on clean input, the share " \
+        "right with the defence under attack.\n"
 
 
 def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> ExperimentTables:
@@ -468,6 +536,9 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
     effects = (arm_effects(runs, experiment["effects"]) if experiment.get("effects")
                else lakomkin_effects(runs))
     files.append(write_effects(results_dir / "effects.csv", effects))
+    if experiment.get("purifier"):
+        parts += ["## Protection efficacy and recovery rate (Su and Lee eq. 12-13)\n",
+                  protection_markdown(protection_rows(collected, experiment))]
     parts += ["## Effects the paper claims, with intervals\n", effects_markdown(effects)]
     parts += ["## Every arm\n", summary_markdown(runs)]
     markdown = "\n".join(parts)
@@ -480,6 +551,10 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
         figure_dir.mkdir(exist_ok=True)
         files += confusion_figures(collected, figure_dir)
         files += violin_figures(collected, figure_dir)
+        if experiment.get("purifier"):
+            from ser_robot.experiments.plots import protection_figure
+
+            files.append(protection_figure(protection_rows(collected, experiment), figure_dir / "protection.png"))
         if "labelled_fraction" in experiment["tables"]:
             from ser_robot.experiments.plots import labelled_fraction_figure
 
