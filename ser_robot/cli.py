@@ -571,6 +571,10 @@ def cmd_build_model(args: argparse.Namespace) -> int:
     from ser_robot.experiments.default_model import build_default_model
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # on a shared machine, more threads than free cores slow every step
     report = build_default_model(args.config, args.out, work=args.work, workers=args.workers,
                                  progress=not args.no_progress)
     for name, metrics in report["metrics"].items():
@@ -797,6 +801,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="models/default", help="model folder (model.pt, MODEL_CARD.md, metrics.json)")
     p.add_argument("--work", default=None, help="training folder (default out/model_build/<name>; resumable)")
     p.add_argument("--workers", type=int, default=1, help="processes for corpus generation and simulation")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for training (default 0: torch's, "
+                                                         "one per core)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_build_model)
 

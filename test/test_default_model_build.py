@@ -33,7 +33,7 @@ def tiny_build(tmp_path_factory):
     config = folder / "build.yaml"
     config.write_text(yaml.safe_dump(recipe))
     result = ser_robot("build-model", str(config), "--out", str(folder / "model"), "--work", str(folder / "work"),
-                       "--workers", "2", timeout=900)
+                       "--workers", "2", "--threads", "1", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert list((folder / "cache" / "banks").glob("*/features.bin")), "the banks belong in the recipe's cache"
     return folder / "model"
