@@ -9,7 +9,7 @@ VENV="$ROOT/.venv"
 STAMPS="$VENV/.ser_robot_stamps"
 PYTHON="${PYTHON:-python3.11}"
 APT_PACKAGES=(cmake make g++ git pulseaudio pulseaudio-utils libasound2-plugins libportaudio2
-              libsndfile1 espeak-ng flite sound-theme-freedesktop)
+              libsndfile1 espeak-ng flite festival festvox-kdlpc16k sound-theme-freedesktop)
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 

@@ -20,7 +20,7 @@ from ser_robot.data.synth.prosody import PROFILES, draw_prosody
 from ser_robot.data.synth.render import render_utterance
 from ser_robot.data.synth.sentences import SENTENCES, sentences_for
 from ser_robot.data.synth.voices import (SAMPLE_RATE, VOICES, Phrase, available_voices, diverse_voices,
-                                         voice_by_id)
+                                         voice_by_id, voice_set)
 from ser_robot.features.pitch import yin
 
 SPEAKERS = 4  # two sessions: flite slt/awb, espeak en-us+f2, flite rms (pitch by the speed trick)
@@ -78,6 +78,18 @@ def test_diverse_voices_hold_out_whole_engines_and_languages():
     assert min(v.warp for v in voices) < 0.95 and max(v.warp for v in voices) > 1.05
 
 
+def test_the_festival_set_adds_a_third_engine_without_the_held_out_engines_speakers():
+    voices = voice_set("diverse_festival")
+    assert voices[: len(diverse_voices())] == diverse_voices()  # the diverse corpus is a prefix: same voices
+    festival = [v for v in voices if v.engine == "festival"]
+    assert len(festival) == 4 and {v.gender for v in festival} == {"F", "M"} and all(v.language == "en" for v in festival)
+    assert {v.name for v in festival}.isdisjoint({"kal", "slt"})  # flite's kal16 and slt are those speakers
+    female, male = (voice_by_id(i).render([Phrase("The library opens at nine each morning")])
+                    for i in ("ft01f_ked", "ft01m_ked"))
+    f0 = [float(torch.median(f[v])) for f, v in (yin(torch.from_numpy(x), SAMPLE_RATE) for x in (female, male))]
+    assert f0[0] > 1.4 * f0[1]
+
+
 def test_warp_scales_pitch_and_keeps_duration():
     """warp 1.08: F0 up by 12*log2(1.08) = 1.33 semitones, duration within 5 %."""
     base = voice_by_id("s02f_us_f2")
@@ -94,7 +106,7 @@ def test_warp_scales_pitch_and_keeps_duration():
     assert abs(warp_s / base_s - 1) < 0.05
 
 
-@pytest.mark.parametrize("voice_id", ["s01f_slt", "s02f_us_f2", "s02m_rms", "s03m_kal"])
+@pytest.mark.parametrize("voice_id", ["s01f_slt", "s02f_us_f2", "s02m_rms", "s03m_kal", "ft01m_ked", "ft02f_ked"])
 def test_engine_controls_move_pitch_and_rate(voice_id):
     """Each engine's controls do what the prosody rules ask: +4 st raises F0 by ~4 st, rate 1.3 shortens."""
     voice = voice_by_id(voice_id)

@@ -8,7 +8,8 @@ Layout of ``out``::
 
 Utterance ids are ``<speaker>_<sentence:03d>_<class>``. Two voice sets
 (:data:`~ser_robot.data.synth.voices.VOICE_SETS`): ``core`` (12 English voices, the experiments')
-and ``diverse`` (48 voices, 2 engines, 4 languages: the default model's); each voice reads the
+and ``diverse`` (48 voices, 2 engines, 4 languages: the default model's; ``diverse_festival`` adds 4
+festival voices, a third engine); each voice reads the
 sentences of its language. Each utterance depends only on the seed,
 its voice, its sentence and its class (:func:`render_utterance`), so generation runs in
 parallel processes in any order, and a
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from ser_robot.data.manifest import EMOTIONS, Manifest, Utterance, write_manifest
 from ser_robot.data.synth.sentences import sentences_for
-from ser_robot.data.synth.voices import SAMPLE_RATE, Voice, available_voices, voice_set
+from ser_robot.data.synth.voices import SAMPLE_RATE, Voice, engine_installed, voice_set
 from ser_robot.errors import DataError
 
 __all__ = ["CORPUS_NAME", "generate_corpus", "select_voices"]
@@ -51,9 +52,10 @@ def select_voices(count: int, voices: str = "core", first: int = 0) -> list[Voic
         raise DataError(f"--speakers must be between 1 and {len(pool) - min(first, len(pool))} (the {voices!r} voice "
                         f"set has {len(pool)} voices, from voice {first} on), got {count}")
     chosen = list(pool[first: first + count])
-    missing = sorted({voice.engine for voice in chosen} - {voice.engine for voice in available_voices()})
+    missing = sorted({voice.engine for voice in chosen if not engine_installed(voice.engine)})
     if missing:
-        raise DataError(f"TTS engine(s) {missing} not installed: run make setup (Debian packages espeak-ng, flite)")
+        raise DataError(f"TTS engine(s) {missing} not installed: run make setup (Debian packages espeak-ng, flite, "
+                        "festival, festvox-kdlpc16k)")
     return chosen
 
 

@@ -11,15 +11,22 @@ into 16 kHz mono float32 samples through its engine's own controls:
   and joined with silences. ``rms`` ignores the F0 targets, so its pitch is shifted after
   synthesis by the speed trick (stretch duration by q, then play q times faster), which also
   scales formants by q; its pitch range cannot be changed.
+- **festival** (diphone ``ked``, Debian festvox-kdlpc16k): as flite, one ``text2wave`` call per phrase
+  (text on stdin) with ``Duration_Stretch`` and the linear-regression intonation's target F0 mean and
+  standard deviation (``int_lr_params``); the voice's own model F0 statistics are kept.
 
 Speakers come in sessions of one female and one male voice, like IEMOCAP's dyads, so the
 "session partner as validation speaker" protocol of Lakomkin et al. applies unchanged.
 
-Two voice sets: :data:`VOICES`, the 12 voices of the experiments' corpus (English; espeak-ng and
+Voice sets: :data:`VOICES`, the 12 voices of the experiments' corpus (English; espeak-ng and
 flite), and :func:`diverse_voices`, the default model's corpus: 32 English espeak-ng voices
 (8 accents x 2 female and 2 male variants), 4 voices each of German, French and Spanish, and the
 4 flite voices, each with its own vocal-tract-length and pitch warp (``warp``) and rate. There,
 whole engines (flite) and languages can be kept out of training as held-out conditions.
+``diverse_festival`` adds a third engine: two English festival sessions of the ``ked`` diphones, the
+female of each made by warp (vocal-tract length and F0 up, as in VTLP) and a higher F0 target. Festival's
+other English voices are not used: ``kal`` and ``slt`` are the speakers of flite's ``kal16`` and ``slt``,
+the held-out engine's voices.
 
 ``warp`` (vocal-tract-length and pitch perturbation): the voice speaks ``warp`` times slower and
 is then played ``warp`` times faster, so duration is kept while F0 and every formant are scaled
@@ -30,8 +37,10 @@ from __future__ import annotations
 
 import io
 import math
+import pathlib
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
@@ -41,8 +50,8 @@ import numpy as np
 
 from ser_robot.errors import DataError
 
-__all__ = ["SAMPLE_RATE", "Phrase", "Voice", "VOICES", "VOICE_SETS", "diverse_voices", "voice_set",
-           "voice_by_id", "available_voices"]
+__all__ = ["SAMPLE_RATE", "Phrase", "Voice", "VOICES", "VOICE_SETS", "diverse_voices", "festival_voices", "voice_set",
+           "voice_by_id", "available_voices", "engine_installed"]
 
 SAMPLE_RATE = 16000
 """Output rate of every voice, Hz."""
@@ -75,12 +84,12 @@ class Voice:
     """One speaker of the corpus: an engine, its voice name, gender and session."""
 
     id: str
-    engine: str  # "espeak-ng" or "flite"
-    name: str  # espeak-ng voice+variant, or flite voice
+    engine: str  # "espeak-ng", "flite" or "festival"
+    name: str  # espeak-ng voice+variant, flite voice, or festival diphone voice (ked)
     gender: str  # "F" or "M"
     session: str
-    f0_hz: float = 0.0  # flite: neutral F0 target mean, Hz
-    f0_sd_hz: float = 0.0  # flite: neutral F0 target standard deviation, Hz
+    f0_hz: float = 0.0  # flite, festival: neutral F0 target mean, Hz
+    f0_sd_hz: float = 0.0  # flite, festival: neutral F0 target standard deviation, Hz
     fixed_pitch: bool = False  # flite voice that ignores F0 targets (shift after synthesis)
     words_per_minute: int = 165  # espeak-ng: neutral rate
     language: str = "en"  # ISO 639-1 code of the sentences this voice reads
@@ -92,7 +101,7 @@ class Voice:
             raise ValueError("render needs at least one phrase")
         if self.engine == "espeak-ng":
             return self._render_espeak(phrases)
-        return self._render_flite(phrases)
+        return self._render_per_phrase(phrases)
 
     # --- espeak-ng: one SSML document -------------------------------------------------------
     def _render_espeak(self, phrases: Sequence[Phrase]) -> np.ndarray:
@@ -111,20 +120,26 @@ class Voice:
             ["espeak-ng", "-m", "-a", "60", "-v", self.name, "-s", str(words_per_minute), "--stdout", ssml], self.id)
         return _resample(audio, rate * self.warp, SAMPLE_RATE)
 
-    # --- flite: one call per phrase ---------------------------------------------------------
-    def _render_flite(self, phrases: Sequence[Phrase]) -> np.ndarray:
+    # --- flite and festival: one call per phrase ------------------------------------------
+    def _render_per_phrase(self, phrases: Sequence[Phrase]) -> np.ndarray:
         pieces = []
         for phrase in phrases:
             shift = 2 ** (phrase.pitch_st / 12)
             stretch = self.warp / phrase.rate
             if self.fixed_pitch:
                 stretch *= shift  # played ``shift`` times faster below: duration kept, pitch shifted
-            command = ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch:.4f}"]
-            if not self.fixed_pitch:
-                command += ["--setf", f"int_f0_target_mean={self.f0_hz * shift:.1f}",
-                            "--setf", f"int_f0_target_stddev={self.f0_sd_hz * shift * phrase.range_factor:.1f}"]
-            command += ["-t", phrase.text, "-o", "/dev/stdout"]
-            audio, rate = _run_engine(command, self.id)
+            f0, f0_sd = self.f0_hz * shift, self.f0_sd_hz * shift * phrase.range_factor
+            if self.engine == "festival":
+                audio, rate = _run_engine(
+                    ["text2wave", "-eval", f"(voice_{self.name}_diphone)",
+                     "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
+                     "-eval", f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0_sd:.1f}) "
+                              f"(model_f0_mean 170) (model_f0_std 34)))"], self.id, text=phrase.text)
+            else:
+                command = ["flite", "-voice", self.name, "--setf", f"duration_stretch={stretch:.4f}"]
+                if not self.fixed_pitch:
+                    command += ["--setf", f"int_f0_target_mean={f0:.1f}", "--setf", f"int_f0_target_stddev={f0_sd:.1f}"]
+                audio, rate = _run_engine(command + ["-t", phrase.text, "-o", "/dev/stdout"], self.id)
             rate = rate * self.warp
             if self.fixed_pitch:
                 rate = rate * shift  # the speed trick: same samples, faster clock
@@ -186,8 +201,21 @@ def diverse_voices() -> tuple[Voice, ...]:
     return tuple(voices)
 
 
-VOICE_SETS = ("core", "diverse")
-"""``core``: :data:`VOICES` (the experiments' corpus); ``diverse``: :func:`diverse_voices`."""
+_FESTIVAL_VOICES = (  # (session, gender, F0 target mean and sd in Hz, warp): ked's diphones, female by warp
+    ("ft01", "F", 175.0, 26.0, 1.16), ("ft01", "M", 105.0, 15.0, 0.97),
+    ("ft02", "F", 190.0, 30.0, 1.2), ("ft02", "M", 115.0, 17.0, 1.04),
+)
+
+
+def festival_voices() -> tuple[Voice, ...]:
+    """The festival voices of the ``diverse_festival`` set (module docstring): 2 English F/M sessions."""
+    return tuple(Voice(f"{session}{gender.lower()}_ked", "festival", "ked", gender, session, f0_hz=f0,
+                       f0_sd_hz=f0_sd, warp=warp) for session, gender, f0, f0_sd, warp in _FESTIVAL_VOICES)
+
+
+VOICE_SETS = ("core", "diverse", "diverse_festival")
+"""``core``: :data:`VOICES` (the experiments' corpus); ``diverse``: :func:`diverse_voices`;
+``diverse_festival``: the diverse voices and :func:`festival_voices`, a third engine."""
 
 
 def voice_set(name: str) -> tuple[Voice, ...]:
@@ -196,32 +224,53 @@ def voice_set(name: str) -> tuple[Voice, ...]:
         return VOICES
     if name == "diverse":
         return diverse_voices()
+    if name == "diverse_festival":
+        return diverse_voices() + festival_voices()
     raise DataError(f"unknown voice set {name!r}; the sets are {list(VOICE_SETS)}")
 
 
 def voice_by_id(voice_id: str) -> Voice:
-    for voice in VOICES + diverse_voices():
+    for voice in VOICES + diverse_voices() + festival_voices():
         if voice.id == voice_id:
             return voice
     raise DataError(f"unknown synthetic voice {voice_id!r}; known voices: {[v.id for v in VOICES]} and the "
                     "diverse set's")
 
 
+ENGINE_COMMANDS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+"""The command each engine runs."""
+
+
+def engine_installed(engine: str) -> bool:
+    """True when ``engine``'s command is on the PATH (make setup installs all three)."""
+    return shutil.which(ENGINE_COMMANDS[engine]) is not None
+
+
 def available_voices() -> list[Voice]:
-    """The voices whose engine is installed (make setup installs espeak-ng and flite)."""
-    return [voice for voice in VOICES if shutil.which(voice.engine) is not None]
+    """The voices of :data:`VOICES` whose engine is installed."""
+    return [voice for voice in VOICES if engine_installed(voice.engine)]
 
 
-def _run_engine(command: list[str], voice_id: str) -> tuple[np.ndarray, float]:
+_PACKAGES = {"text2wave": "festival and festvox-kdlpc16k"}  # the Debian package of a command, where it differs
+
+
+def _run_engine(command: list[str], voice_id: str, text: str | None = None) -> tuple[np.ndarray, float]:
+    """Run a TTS command: ``samples, rate Hz`` of the WAV file it writes to stdout or, given ``text`` (sent on
+    its stdin), to the file named by an ``-o`` appended here (text2wave's header through a pipe says 0
+    samples)."""
     import soundfile
 
     if shutil.which(command[0]) is None:
-        raise DataError(f"{command[0]} not found (voice {voice_id}): install the Debian package {command[0]} "
-                        "(make setup does this)")
-    result = subprocess.run(command, capture_output=True, timeout=60)
-    if result.returncode != 0 or len(result.stdout) < 100:
+        raise DataError(f"{command[0]} not found (voice {voice_id}): install the Debian package "
+                        f"{_PACKAGES.get(command[0], command[0])} (make setup does this)")
+    with tempfile.TemporaryDirectory() as folder:
+        out = pathlib.Path(folder) / "out.wav"
+        result = subprocess.run(command if text is None else [*command, "-o", str(out)], capture_output=True,
+                                timeout=60, input=None if text is None else text.encode())
+        wav = result.stdout if text is None else (out.read_bytes() if out.is_file() else b"")
+    if result.returncode != 0 or len(wav) < 100:
         raise DataError(f"{command[0]} failed for voice {voice_id}: {result.stderr.decode(errors='replace').strip()}")
-    audio, rate = soundfile.read(io.BytesIO(result.stdout), dtype="float32")
+    audio, rate = soundfile.read(io.BytesIO(wav), dtype="float32")
     if audio.ndim != 1:
         audio = audio.mean(axis=1)
     return audio, float(rate)
