@@ -13,8 +13,9 @@ def _seconds(t) -> float:
     return t.sec + t.nanosec * 1e-9
 
 
-def _offline_results(bag, checkpoint: str, settings):
-    """``ser-robot predict``'s library over the recorded audio as one recording: features, VAD, segments, model."""
+def _offline_results(bag, checkpoint: str, settings, purifier=None):
+    """``ser-robot predict``'s library over the recorded audio as one recording: features, VAD, segments, model
+    (behind ``purifier`` when given)."""
     from ser_robot.inference import EmotionModel
     from ser_robot.inference.offline import predict_segments
     from ser_robot.ros.conversions import audio_frame_samples
@@ -22,8 +23,8 @@ def _offline_results(bag, checkpoint: str, settings):
     frames = [m.deserialize() for m in read_messages(bag, ["/audio"])]
     assert [f.seq for f in frames] == list(range(len(frames))), "audio frames were lost on the way to the recorder"
     samples = np.concatenate([audio_frame_samples(f) for f in frames])
-    return predict_segments(EmotionModel(checkpoint, "cpu"), samples, frames[0].sample_rate, settings,
-                            start=_seconds(frames[0].header.stamp))
+    return predict_segments(EmotionModel(checkpoint, "cpu", purifier=purifier), samples, frames[0].sample_rate,
+                            settings, start=_seconds(frames[0].header.stamp))
 
 
 @pytest.mark.ros
@@ -37,6 +38,63 @@ def test_pipeline_over_dds_equals_the_offline_predictions(mode, model, feature_s
     from ser_robot.inference import InferenceSettings
 
     checkpoint = str(tiny_checkpoint(model, feature_set))
+    bag = _run_pipeline(tmp_path, tiny_corpus, checkpoint, feature_set, mode)
+    live = [m.deserialize() for m in read_messages(bag, ["/emotion"])]
+    truth = [m.deserialize() for m in read_messages(bag, ["/ground_truth"])]
+    assert len(truth) == 8  # 2 sentences x 4 emotions of one speaker
+    _assert_live_equals_offline(live, _offline_results(bag, checkpoint, InferenceSettings(mode=mode)))
+    if mode == "utterance":  # every played utterance found as one segment
+        finals = [m for m in live if m.final]
+        for gt in truth:
+            overlapping = [m for m in finals if _seconds(m.window_start) < _seconds(gt.window_end)
+                           and _seconds(m.window_end) > _seconds(gt.window_start)]
+            assert len(overlapping) >= 1, f"no result for {gt.model_id}"
+
+    done = ser_robot("evaluate-bag", str(bag), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "timeline.png").is_file()
+
+
+@pytest.mark.ros
+def test_the_purifier_runs_live_as_offline_and_its_latency_is_published(tmp_path, tiny_corpus, tiny_checkpoint):
+    """SSAD's purifier in front of a 64-band log-Mel model in the live node: the emotions equal the offline
+    path's with the same purifier, and diagnostics publish the purifier's and the model's time per window."""
+    import torch
+
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.inference import InferenceSettings
+    from ser_robot.models.ssad import load_ssad_config
+    from ser_robot.train.purifier import train_purifier
+
+    checkpoint = str(tiny_checkpoint("lakomkin_cnn", "logmel_ren2020"))
+    fold = leave_one_speaker_out(read_manifest(tiny_corpus))[0]
+    trained = train_purifier(fold, checkpoint, load_ssad_config(layers=1, feedforward=32, disc_dense=[32],
+                                                                 disc_channels=4), epochs=1, frames=80,
+                             out_dir=tmp_path / "ssad").checkpoint
+    saved = torch.load(trained, weights_only=True)  # a purifier that surely changes its input: a skipped one shows
+    torch.nn.init.normal_(saved["state"]["correction.weight"], std=0.05, generator=torch.Generator().manual_seed(0))
+    purifier = tmp_path / "purifier.pt"
+    torch.save(saved, purifier)
+    bag = _run_pipeline(tmp_path, tiny_corpus, checkpoint, "logmel_ren2020", "window",
+                        "--set", f"inference.purifier={purifier}")
+    live = [m.deserialize() for m in read_messages(bag, ["/emotion"])]
+    offline = _offline_results(bag, checkpoint, InferenceSettings(mode="window"), purifier)
+    _assert_live_equals_offline(live, offline)
+    unpurified = _offline_results(bag, checkpoint, InferenceSettings(mode="window"))
+    assert any(not np.allclose(a.prediction.probabilities, b.prediction.probabilities, atol=1e-4)
+               for a, b in zip(offline, unpurified) if a.prediction is not None)
+    values = {}
+    for message in read_messages(bag, ["/diagnostics"]):
+        for status in message.deserialize().status:
+            if "inference" in status.name:
+                values.update({v.key: v.value for v in status.values})
+    assert float(values["purifier_p99_ms"]) > 0 and float(values["forward_p99_ms"]) > 0
+    assert "+ssad@" in values["model_id"]
+
+
+def _run_pipeline(tmp_path, tiny_corpus, checkpoint: str, feature_set: str, mode: str, *extra: str):
+    """Corpus player -> feature node -> inference node -> recorder over DDS, one speaker; the bag's path."""
     bag = tmp_path / "bag"
     done = ser_robot(
         "run", "--duration", "90",
@@ -52,13 +110,14 @@ def test_pipeline_over_dds_equals_the_offline_predictions(mode, model, feature_s
         "--set", f"inference.mode={mode}",
         "--set", f"recorder.output={bag}",
         "--set", "recorder.topics=[audio, emotion, ground_truth, diagnostics]",
+        *extra,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
-    live = [m.deserialize() for m in read_messages(bag, ["/emotion"])]
-    truth = [m.deserialize() for m in read_messages(bag, ["/ground_truth"])]
-    assert len(truth) == 8  # 2 sentences x 4 emotions of one speaker
-    offline = _offline_results(bag, checkpoint, InferenceSettings(mode=mode))
+    return bag
+
+
+def _assert_live_equals_offline(live, offline) -> None:
     assert len(live) == len(offline) > 0
     for msg, result in zip(live, offline):
         assert (msg.final, msg.speech) == (result.final, result.speech)
@@ -68,16 +127,6 @@ def test_pipeline_over_dds_equals_the_offline_predictions(mode, model, feature_s
             np.testing.assert_allclose(msg.probabilities, result.prediction.probabilities, atol=1e-5)
             assert msg.label == msg.labels[int(np.argmax(msg.probabilities))]
         assert msg.header.stamp == msg.window_end
-    if mode == "utterance":  # every played utterance found as one segment
-        finals = [m for m in live if m.final]
-        for gt in truth:
-            overlapping = [m for m in finals if _seconds(m.window_start) < _seconds(gt.window_end)
-                           and _seconds(m.window_end) > _seconds(gt.window_start)]
-            assert len(overlapping) >= 1, f"no result for {gt.model_id}"
-
-    done = ser_robot("evaluate-bag", str(bag), "--out", str(tmp_path / "report"))
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "report" / "report.md").is_file() and (tmp_path / "report" / "timeline.png").is_file()
 
 
 @pytest.mark.ros

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import pathlib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ import torch
 from ser_robot.data.corpora.labels import to_unit_scale
 from ser_robot.errors import CheckpointError, ConfigError, FeatureMismatchError, NonFiniteOutputError
 from ser_robot.inference.onnx_backend import BACKENDS, OnnxExportError, OnnxForward
+from ser_robot.metrics import LatencyStats
 
 if TYPE_CHECKING:
     from ser_robot.features.stream_normalization import StreamNormalization, StreamNormalizer
@@ -73,6 +75,8 @@ class EmotionModel:
     PyTorch on CUDA; ``onnxruntime`` insists (CPU only) and raises :class:`ConfigError` when it
     cannot; ``torch`` always PyTorch. :attr:`backend` is the one in use. ``purifier``: an SSAD purifier
     checkpoint on the same feature set, run on every window before the model (:attr:`purifier`).
+    :attr:`forward_times` and :attr:`purifier_times` hold the seconds each window's forward pass and
+    purification took (the last 1000 windows).
     """
 
     def __init__(self, path: str | pathlib.Path | None = None, device: str = "auto", backend: str = "auto",
@@ -121,6 +125,8 @@ class EmotionModel:
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
         self.model_id = f"{checkpoint['model']['name']}:{self.path.stem}@{digest}"
         self.backend, self.backend_note, self._onnx = self._choose_backend(backend)
+        self.forward_times = LatencyStats()  # the model's forward pass per window, s (the last 1000)
+        self.purifier_times = LatencyStats()  # the purifier's per window, s (empty without one)
         self.purifier = None
         if purifier:  # SSAD's purify network in front of the model (ser_robot.inference.purifier)
             from ser_robot.inference.purifier import PurifierFrontEnd
@@ -192,11 +198,13 @@ class EmotionModel:
             raise FeatureMismatchError(f"expected (frames >= 1, {len(self.feature_names)}) feature frames, got "
                                        f"{frames.shape}")
         frames = self._prepared(frames, stream)
+        start = time.perf_counter()
         if self._onnx is not None:
             out = torch.from_numpy(self._onnx(frames))
         else:
             x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).to(self.device)
             out = self.model.forward_one(self.normalizer(x)[None])[0].float()
+        self.forward_times.add(time.perf_counter() - start)
         if not bool(torch.isfinite(out).all()):
             raise NonFiniteOutputError(f"model {self.model_id} gave a non-finite output for a window of "
                                        f"{len(frames)} frames (inputs finite: {bool(np.isfinite(frames).all())})")
@@ -210,7 +218,9 @@ class EmotionModel:
         """Raw frames ``(frames, features)`` through the purifier (if any) and, with ``stream``, mapped from the
         stream's statistics onto the population's, which the model's own normaliser then removes."""
         if self.purifier is not None:
+            start = time.perf_counter()
             frames = self.purifier(frames)
+            self.purifier_times.add(time.perf_counter() - start)
         if stream is not None:
             mean, scale = self._population
             normalized = stream.normalize(torch.from_numpy(np.asarray(frames, dtype=np.float64)))

@@ -389,6 +389,10 @@ class InferenceNode(ConsumerNode):
         values = {"model_id": self.model.model_id, "device": str(self.model.device), "backend": self.model.backend,
                   "mode": self.settings.mode,
                   **totals, "latency_p50_ms": f"{p50 * 1e3:.2f}", "latency_p99_ms": f"{p99 * 1e3:.2f}",
+                  "forward_p50_ms": f"{self.model.forward_times.p50_ms:.2f}",
+                  "forward_p99_ms": f"{self.model.forward_times.p99_ms:.2f}",
+                  **({"purifier_p50_ms": f"{self.model.purifier_times.p50_ms:.2f}",
+                      "purifier_p99_ms": f"{self.model.purifier_times.p99_ms:.2f}"} if self.model.purifier else {}),
                   "real_time_factor": f"{real_time_factor:.4f}",
                   "mismatched": "; ".join(f"{k}: {v}" for k, v in self.mismatched.items())}
         self._diagnostics_publisher.publish(diagnostic_array(self, level, message, self.params["input_topic"], values))
