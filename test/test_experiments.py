@@ -473,3 +473,60 @@ def test_ray_launcher_gives_the_local_results(table2, cache, tmp_path):
         for a, b in zip(mine, theirs):
             for key in (k for k in a if k.startswith("logit_")):
                 assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-5)
+
+
+_KILLED_PARENT = '''
+import os, pathlib, sys, time
+
+from ser_robot.experiments.launchers import launch
+
+
+def job(folder):
+    pathlib.Path(folder, str(os.getpid())).write_text("")
+    time.sleep(120)
+    return {}
+
+
+if __name__ == "__main__":
+    launch([sys.argv[1]] * 2, job, lambda record: None, workers=2)
+'''
+
+
+def test_a_killed_experiment_leaves_no_worker_running(tmp_path):
+    """SIGKILL to the process of ``ser-robot experiment``: its spawned workers end too (they would otherwise
+    go on training for hours, holding the cores)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "experiment.py"
+    script.write_text(_KILLED_PARENT)
+    folder = tmp_path / "pids"
+    folder.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(folder)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 120
+    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in folder.iterdir()]
+    assert len(workers) == 2, "the workers did not start"
+    parent.kill()
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        status = pathlib.Path(f"/proc/{pid}/stat")
+        return not (status.is_file() and status.read_text().split()[2] == "Z")  # a zombie has ended
+
+    deadline = time.monotonic() + 20
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    leftover = [pid for pid in workers if alive(pid)]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover, f"workers {leftover} outlived the killed experiment"

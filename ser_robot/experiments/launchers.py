@@ -5,7 +5,7 @@ The jobs of an experiment are independent (:func:`~ser_robot.experiments.runner.
 a function on a worker can run them. A lab with a cluster uses the cluster's own scheduler:
 
 - ``local``: in this process (``workers == 1``) or in ``workers`` spawned processes, each job
-  with ``cpu_count // workers`` torch threads.
+  with ``cpu_count // workers`` torch threads; the workers end when the experiment's process dies.
 - ``ray``: one Ray task per job on the cluster at ``ray_address`` (``None``: the cluster this
   process is already connected to, else a new local one), each asking for ``num_cpus`` equal to
   its torch threads and ``gpus_per_job`` GPUs; Ray places them. Ray is imported only here, only
@@ -62,7 +62,8 @@ def launch(jobs: Sequence[Any], run: Callable[[Any], dict[str, Any]], on_done: C
 def _launch_processes(jobs: Sequence[Any], run: Callable, on_done: Callable, workers: int) -> None:
     import multiprocessing
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent)
     try:
         pending = {pool.submit(run, job): job for job in jobs}
         while pending:
@@ -75,6 +76,18 @@ def _launch_processes(jobs: Sequence[Any], run: Callable, on_done: Callable, wor
                 on_done(future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _die_with_parent() -> None:
+    """In a worker process: ask Linux to send it SIGTERM when the experiment's process dies, so a killed
+    ``ser-robot experiment`` leaves no worker training on (elsewhere: nothing to do)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
 
 
 def _launch_ray(jobs: Sequence[Any], run: Callable, on_done: Callable, address: str | None,
