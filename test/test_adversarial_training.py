@@ -99,3 +99,22 @@ def test_a_similarity_run_trains(tiny_corpus, tmp_path):
     result = train(config, fold, out_dir=tmp_path, progress=False)
     assert len(result.history) == 2 and all(np.isfinite(h["train_loss"]) for h in result.history)
     assert result.config.adversarial.kind == "similarity"
+
+
+def test_rens_rate_decays_by_iteration_not_by_plateau(tiny_corpus, tmp_path):
+    """lr_decay_every: the rate is lr x 0.5^(iteration // 2) at each step, whatever validation does, and a
+    configuration at its default leaves the key out (old fingerprints unchanged)."""
+    from ser_robot.data.manifest import read_manifest
+    from ser_robot.data.splits import leave_one_speaker_out
+    from ser_robot.train.trainer import train
+
+    fold = leave_one_speaker_out(read_manifest(tiny_corpus))[0]
+    config = load_train_config(REPO / "config/train/lakomkin.yaml", {
+        "model": "lakomkin_cnn", "epochs": 3, "batch_size": 8, "augmentation": {"kind": "none"}, "lr": 1e-3,
+        "lr_decay_every": 2, "lr_decay": 0.5, "lr_patience": 0})
+    result = train(config, fold, out_dir=tmp_path, progress=False)
+    per_epoch = -(-len(fold.train) // 8)
+    last_iteration = [(epoch + 1) * per_epoch - 1 for epoch in range(3)]
+    assert [h["lr"] for h in result.history] == pytest.approx([1e-3 * 0.5 ** (i // 2) for i in last_iteration])
+    assert "lr_decay_every" not in load_train_config(REPO / "config/train/lakomkin.yaml").to_dict()
+    assert load_train_config(REPO / "config/train/ren2020.yaml").lr_decay_every == 100

@@ -7,7 +7,9 @@ section III.F) where the paper gives one:
 - Adam, learning rate ``3e-4`` (``lr``); gradient *values* clipped to ``[-1, 1]`` (``clip``,
   ``torch.nn.utils.clip_grad_value_``); batch size 32 (``batch_size``);
 - learning rate halved when the validation result stops improving (``lr_factor: 0.5``;
-  ``ReduceLROnPlateau``; the paper gives no patience, ``lr_patience: 3`` is ours);
+  ``ReduceLROnPlateau``; the paper gives no patience, ``lr_patience: 3`` is ours); or, with
+  ``lr_decay_every: N`` (utterance trainer), multiplied by ``lr_decay`` every N iterations instead
+  (Ren et al.: 0.9 every 100);
 - SortaGrad: the first epoch in order of increasing duration (``sortagrad: true``);
 - z-normalised features with training-set statistics (always done, see
   :mod:`ser_robot.train.features`);
@@ -218,7 +220,8 @@ _LATER_MULTITASK_DEFAULTS: dict[str, Any] = {"sampling": "draw", "restore_best":
 
 
 _LATER_DEFAULTS: dict[str, Any] = {**_BANK_ONLY, "speaker_statistics": "clean", "model_hyper": {},
-                                   "multitask": MultitaskConfig(), "adversarial": AdversarialConfig()}
+                                   "multitask": MultitaskConfig(), "adversarial": AdversarialConfig(),
+                                   "lr_decay_every": 0, "lr_decay": 0.9}
 """Keys added after runs were made with this format: left out of ``to_dict`` at their default."""
 
 
@@ -247,6 +250,8 @@ class TrainConfig:
     clip: float = setting(1.0, min=0)  # 0 disables value clipping
     lr_factor: float = setting(0.5, above=0, below=1)
     lr_patience: int = setting(3, min=0)
+    lr_decay_every: int = setting(0, min=0)  # > 0: lr x lr_decay every this many iterations, no plateau rule
+    lr_decay: float = setting(0.9, above=0, below=1)
     early_stop_patience: int = setting(10, min=0)
     monitor: str = "auto"
     dimensional_loss: str = setting("mse", choices=DIMENSIONAL_LOSSES)

@@ -723,10 +723,14 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
             feats = run.featurizer(batch.waveforms.to(device, non_blocking=True), batch.lengths.to(device),
                                    augment=True, generator=generator)
         targets = batch.targets(config.head).to(device)
+        iteration = epoch * len(plan) + step
+        if config.lr_decay_every:  # Ren et al.: the rate x 0.9 every 100 iterations (a function of the iteration)
+            for group in run.optimizer.param_groups:
+                group["lr"] = config.lr * config.lr_decay ** (iteration // config.lr_decay_every)
         if config.adversarial.kind != "none":  # Ren et al.: real and FGSM inputs (ser_robot.train.adversarial)
             per_example = adversarial_step_loss(
                 run.model, run.net, feats.features, feats.lengths, targets, config.adversarial,
-                epoch * len(plan) + step, lambda: _autocast(config, device)) * weights
+                iteration, lambda: _autocast(config, device)) * weights
             loss = per_example.sum() * (context.world_size / global_size)
             batch_loss_sum = per_example.detach().sum()
         else:
@@ -777,7 +781,8 @@ def _end_epoch(run: _Run, epoch: int, entry: dict[str, Any]) -> None:
     else:
         report, value = None, entry["train_loss"]
     entry["monitor"] = value
-    run.scheduler.step(value)
+    if not config.lr_decay_every:  # else the iteration sets the rate (_train_epoch)
+        run.scheduler.step(value)
     improved = _improved(value, run.best["metric"], run.mode) or run.val_set is None
     entry["improved"] = improved
     if improved:
