@@ -85,6 +85,8 @@ def test_the_model_normalises_each_stream(tiny_build):
     ({"bogus": 1}, r"unknown key\(s\) \['bogus'\]"),
     ({"validation_session": "en01"}, r"validation_session must differ from held_out_session \('en01'\)"),
     ({"train": {"config": "nowhere.yaml"}}, r"train: config 'nowhere.yaml' not found"),
+    ({"corpus": {"synth": {"speakers": 12, "sentences": 2}, "noisy": {"snr_db": [10]}}},
+     r"noisy test sets are an experiment's"),
 ])
 def test_a_wrong_build_file_is_refused_naming_the_key(tmp_path, change, message):
     from ser_robot.experiments.default_model import load_model_build

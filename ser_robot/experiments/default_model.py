@@ -82,6 +82,9 @@ def load_model_build(path: str | pathlib.Path) -> ModelBuildConfig:
     train_config = resolve_input(data.train.config, base)
     if not train_config.is_file():
         raise ConfigError(f"{where}: train: config {data.train.config!r} not found")
+    if data.corpus.get("noisy") is not None:
+        raise ConfigError(f"{where}: corpus: noisy test sets are an experiment's (training/experiments/); a model "
+                          "build tests on its held-out sets clean and on the robot twin; remove 'noisy'")
     build = ModelBuildConfig(
         name=data.name or path.stem, source=str(path.resolve()), corpus=corpus_config(where, data.corpus, base),
         held_out_session=data.held_out_session, validation_session=data.validation_session,
