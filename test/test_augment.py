@@ -165,6 +165,48 @@ def test_convolve_ir_output_channels_follow_ir():
         A.convolve_ir(torch.zeros(1, 3, 100), torch.zeros(1, 2, 10))
 
 
+def test_channel_response_matches_the_simulators_loudspeaker_filter():
+    """The augmentation's magnitude response equals scipy's of the simulator's loudspeaker sections (same
+    band limits and peaks), so the channel family holds the robot twin's loudspeaker."""
+    import numpy as np
+    from scipy import signal
+
+    from ser_robot.sim.loudspeaker import loudspeaker_sos
+
+    ripple = ((180.0, 2.0, 1.2), (900.0, -1.5, 1.0), (4200.0, 3.0, 2.5))
+    freqs = torch.linspace(20.0, 7900.0, 300, dtype=torch.float64)
+    ours = AF.channel_response(freqs, 120.0, 7000.0, torch.tensor([ripple], dtype=torch.float64), SR)[0]
+    _, h = signal.sosfreqz(loudspeaker_sos(120.0, 2, 7000.0, 2, ripple, SR), worN=freqs.numpy(), fs=SR)
+    np.testing.assert_allclose(ours.numpy(), np.abs(h), rtol=2e-3, atol=1e-6)
+
+
+def test_apply_channel_filters_per_example_and_keeps_padding_zero():
+    x = batch_of_tones((100.0, 100.0), seconds=1.0)
+    lengths = torch.tensor([SR, SR // 2])
+    x[1, :, SR // 2:] = 0
+    flat = torch.zeros(2, 1, 3, dtype=torch.float64)
+    flat[..., 0], flat[..., 2] = 1000.0, 1.0  # 0 dB peaks: flat
+    wide = AF.apply_channel(x, 1.0, 7999.0, flat, SR, lengths)
+    assert torch.allclose(wide[0], x[0], atol=2e-3)  # an open channel passes the signal
+    cut = AF.apply_channel(x, torch.tensor([1.0, 400.0]), 7999.0, flat, SR, lengths)
+    assert db(cut[1, :, : SR // 2].pow(2).mean()) < db(x[1, :, : SR // 2].pow(2).mean()) - 6  # 100 Hz cut by 400 Hz HP
+    assert torch.all(cut[1, :, SR // 2:] == 0)
+
+
+def test_random_channel_in_the_lakomkin_chain_only_when_asked():
+    x = batch_of_tones((140.0, 220.0), seconds=0.5)
+    plain = A.lakomkin_chain([torch.randn(4000)], None, seed=0)
+    assert plain.names == ("tempo", "gain", "noise")  # p_channel 0: the paper's chain, draw for draw
+    chain = A.lakomkin_chain([torch.randn(4000)], None, p_channel=1.0, seed=0)
+    assert chain.names == ("tempo", "gain", "channel", "noise")
+    out = chain(x)
+    assert bool(out.applied[:, 2].all())
+    hp, lp = out.params["channel"]["highpass_hz"], out.params["channel"]["lowpass_hz"]
+    assert bool(((hp >= 50) & (hp <= 300)).all()) and bool(((lp >= 3500) & (lp <= 7800)).all())
+    with pytest.raises(A.AugmentationError, match="lowpass_hz"):
+        A.RandomChannel(SR, lowpass_hz=(100.0, 200.0))
+
+
 def test_mixup_mixes_labels_with_the_same_lambda():
     x = torch.randn(4, 10, 5, generator=torch.Generator().manual_seed(0))
     y = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 4).float()

@@ -112,6 +112,13 @@ def test_default_yaml_loads_with_the_papers_settings():
     assert TrainConfig.from_dict(config.to_dict()) == config
 
 
+def test_the_channel_augmentation_is_off_by_default_and_leaves_older_keys_alone():
+    config = load_train_config(REPO / "config" / "train" / "lakomkin.yaml")
+    assert config.augmentation.p_channel == 0.0 and "p_channel" not in config.to_dict()["augmentation"]
+    on = load_train_config(REPO / "config" / "train" / "lakomkin.yaml", {"augmentation": {"p_channel": 0.5}})
+    assert on.to_dict()["augmentation"]["p_channel"] == 0.5 and TrainConfig.from_dict(on.to_dict()) == on
+
+
 @pytest.mark.parametrize("data, match", [
     ({"model": "m", "learning_rate": 1}, r"unknown key\(s\) \['learning_rate'\]"),
     ({"feature_set": "egemaps"}, r"required key\(s\) \['model'\] missing; set 'model' to a model's registry name"),

@@ -3,7 +3,8 @@
 - :mod:`~ser_robot.augment.functional`: pure batched functions on ``(batch, channels, samples)``
   waveforms (or features) with per-example ``(batch,)`` parameters: :func:`gain`,
   :func:`tempo` (phase vocoder, pitch kept), :func:`speed` (resampling), :func:`add_noise`
-  (target SNR), :func:`nsr_to_snr_db`, :func:`convolve_ir`, :func:`mixup`,
+  (target SNR), :func:`nsr_to_snr_db`, :func:`convolve_ir`, :func:`apply_channel` (loudspeaker /
+  microphone response), :func:`mixup`,
   :func:`spec_augment`; no clipping anywhere (:func:`peak_guard` is explicit).
 - :mod:`~ser_robot.augment.transforms`: ``torch.nn.Module`` versions drawing per-example
   parameters from an explicit CPU ``torch.Generator``.
@@ -22,6 +23,7 @@ from ser_robot.augment.compose import (
 from ser_robot.augment.functional import (
     AugmentationError,
     add_noise,
+    apply_channel,
     convolve_ir,
     direct_path_delay,
     gain,
@@ -40,6 +42,7 @@ from ser_robot.augment.transforms import (
     IRSource,
     Mixup,
     NoiseSource,
+    RandomChannel,
     RandomGain,
     RandomSpeed,
     RandomTempo,
@@ -57,6 +60,7 @@ __all__ = [
     "nsr_to_snr_db",
     "convolve_ir",
     "direct_path_delay",
+    "apply_channel",
     "mixup",
     "spec_augment",
     "peak_guard",
@@ -68,6 +72,7 @@ __all__ = [
     "RandomSpeed",
     "AddNoise",
     "ConvolveIR",
+    "RandomChannel",
     "Mixup",
     "SpecAugment",
     "gaussian_noise",

@@ -18,6 +18,7 @@ from ser_robot.augment.transforms import (
     ConvolveIR,
     IRSource,
     NoiseSource,
+    RandomChannel,
     RandomGain,
     RandomTempo,
 )
@@ -182,6 +183,7 @@ def lakomkin_chain(
     p_gain: float = LAKOMKIN_DEFAULT_PROBABILITY,
     p_noise: float = LAKOMKIN_DEFAULT_PROBABILITY,
     p_ir: float = LAKOMKIN_DEFAULT_PROBABILITY,
+    p_channel: float = 0.0,
     nsr_power: bool = False,
     generator: Optional[torch.Generator] = None,
     seed: Optional[int] = None,
@@ -197,6 +199,10 @@ def lakomkin_chain(
     4. ``ir``: a room impulse response from ``ir_source`` (the paper: Aachen IR database);
        omitted when ``ir_source`` is ``None``.
 
+    Beyond the paper, with ``p_channel > 0``: after ``gain``, ``channel``, a random loudspeaker / microphone
+    response (:class:`~ser_robot.augment.transforms.RandomChannel`); at 0 the chain is the paper's, step
+    for step and draw for draw.
+
     Probabilities: the paper gives none ("applied with some occurrence probability"); each
     defaults to :data:`LAKOMKIN_DEFAULT_PROBABILITY` (0.5, our choice). The paper also mentions
     Gaussian noise in its introduction: pass
@@ -205,8 +211,10 @@ def lakomkin_chain(
     steps = [
         ("tempo", RandomTempo(0.85, 1.20, sample_rate), p_tempo),
         ("gain", RandomGain(-6.0, 3.0), p_gain),
-        ("noise", AddNoise(noise_source, nsr=(0.5, 0.9), nsr_power=nsr_power), p_noise),
     ]
+    if p_channel > 0:
+        steps.append(("channel", RandomChannel(sample_rate), p_channel))
+    steps.append(("noise", AddNoise(noise_source, nsr=(0.5, 0.9), nsr_power=nsr_power), p_noise))
     if ir_source is not None:
         steps.append(("ir", ConvolveIR(ir_source), p_ir))
     return AugmentationChain(steps, generator=generator, seed=seed)

@@ -34,6 +34,8 @@ __all__ = [
     "nsr_to_snr_db",
     "convolve_ir",
     "direct_path_delay",
+    "channel_response",
+    "apply_channel",
     "mixup",
     "mask_bands",
     "spec_augment",
@@ -501,6 +503,68 @@ def convolve_ir(
     index = (torch.arange(n, device=x.device)[None, :] + delay[:, None])[:, None, :]
     out = full.gather(-1, index.expand(-1, full.shape[1], -1))
     return out * length_mask(lengths, n)
+
+
+# ---------------------------------------------------------------- channel (loudspeaker / microphone)
+
+
+def channel_response(
+    freqs_hz: torch.Tensor,
+    highpass_hz: Param,
+    lowpass_hz: Param,
+    peaks: torch.Tensor,
+    sample_rate: int,
+    order: int = 2,
+) -> torch.Tensor:
+    """Magnitude response ``(batch, freqs)`` of a playback or recording channel at ``freqs_hz`` ``(freqs,)``.
+
+    A digital (bilinear) Butterworth high-pass and low-pass of ``order``, ``|H|^2 = 1 / (1 + (t_c / t)^(2n))``
+    and ``1 / (1 + (t / t_c)^(2n))`` with ``t = tan(pi f / fs)``, at ``highpass_hz`` and ``lowpass_hz``
+    ``(batch,)`` Hz (scipy's ``butter``), times one peaking
+    equaliser (RBJ cookbook biquad, evaluated on the unit circle) per row ``(centre Hz, gain dB, Q)`` of
+    ``peaks`` ``(batch, k, 3)``; a gain of 0 dB is a flat peak. The same family as the simulator's
+    loudspeaker (:mod:`ser_robot.sim.loudspeaker`).
+    """
+    if peaks.dim() != 3 or peaks.shape[-1] != 3:
+        raise AugmentationError(f"peaks must be (batch, k, 3) rows of (centre Hz, gain dB, Q), got {tuple(peaks.shape)}")
+    batch = peaks.shape[0]
+    f = freqs_hz.to(torch.float64).clamp_min(1e-3)[None, :]
+    hp = _param(highpass_hz, batch, peaks, "highpass_hz", torch.float64)[:, None]
+    lp = _param(lowpass_hz, batch, peaks, "lowpass_hz", torch.float64)[:, None]
+    w = 2.0 * math.pi * f / sample_rate
+    t, t_hp, t_lp = (torch.tan(math.pi * v / sample_rate) for v in (f.clamp_max(sample_rate / 2 * 0.999999), hp, lp))
+    power = 1.0 / (1.0 + (t_hp / t) ** (2 * order)) / (1.0 + (t / t_lp) ** (2 * order))
+    z1, z2 = torch.exp(-1j * w), torch.exp(-2j * w)
+    for k in range(peaks.shape[1]):
+        centre, gain_db, q = (peaks[:, k, i].to(torch.float64)[:, None] for i in range(3))
+        a = 10.0 ** (gain_db / 40.0)
+        w0 = 2.0 * math.pi * centre / sample_rate
+        alpha = torch.sin(w0) / (2.0 * q)
+        cos = torch.cos(w0)
+        numerator = (1.0 + alpha * a) - 2.0 * cos * z1 + (1.0 - alpha * a) * z2
+        denominator = (1.0 + alpha / a) - 2.0 * cos * z1 + (1.0 - alpha / a) * z2
+        power = power * (numerator / denominator).abs() ** 2
+    return power.sqrt()
+
+
+def apply_channel(
+    x: torch.Tensor,
+    highpass_hz: Param,
+    lowpass_hz: Param,
+    peaks: torch.Tensor,
+    sample_rate: int,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Filter each example ``(batch, channels, samples)`` by its :func:`channel_response`, in the frequency
+    domain (zero phase: the features read magnitudes); samples past ``lengths`` stay zero."""
+    _check_wave(x)
+    lengths = _lengths(lengths, x)
+    n = x.shape[-1]
+    n_fft = 1 << max(1, (2 * n - 1).bit_length())  # room for both tails of the zero-phase response: no wrap-around
+    freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate).to(x.device)
+    response = channel_response(freqs, highpass_hz, lowpass_hz, peaks.to(x.device), sample_rate)
+    spectrum = torch.fft.rfft(x * length_mask(lengths, n), n_fft) * response[:, None, :].to(x.dtype)
+    return torch.fft.irfft(spectrum, n_fft)[..., :n] * length_mask(lengths, n)
 
 
 # ---------------------------------------------------------------- mixup

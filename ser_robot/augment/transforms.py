@@ -42,6 +42,7 @@ __all__ = [
     "RandomSpeed",
     "AddNoise",
     "ConvolveIR",
+    "RandomChannel",
     "Mixup",
     "SpecAugment",
     "gaussian_noise",
@@ -360,6 +361,51 @@ class ConvolveIR(Augmentation):
     def apply(self, x: torch.Tensor, lengths: torch.Tensor, labels: Optional[torch.Tensor], params: Params) -> Result:
         ir = params["ir"].to(device=x.device, dtype=x.dtype)
         return AF.convolve_ir(x, ir, lengths), lengths, labels
+
+
+class RandomChannel(Augmentation):
+    """A random playback / recording channel per example (:func:`ser_robot.augment.functional.apply_channel`):
+    a 2nd-order high-pass log-uniform in ``highpass_hz``, a low-pass uniform in ``lowpass_hz``, and ``peaks``
+    peaking equalisers with centres log-uniform in ``centre_hz``, gains uniform in ``gain_db`` and Q uniform in
+    ``q`` (defaults: ours, a family that holds small loudspeakers and robot microphones)."""
+
+    name = "channel"
+
+    def __init__(self, sample_rate: int = 16000, highpass_hz: Tuple[float, float] = (50.0, 300.0),
+                 lowpass_hz: Tuple[float, float] = (3500.0, 7800.0), peaks: int = 4,
+                 centre_hz: Tuple[float, float] = (150.0, 6500.0), gain_db: Tuple[float, float] = (-6.0, 6.0),
+                 q: Tuple[float, float] = (0.7, 3.0), generator: Optional[torch.Generator] = None) -> None:
+        super().__init__(generator)
+        nyquist = sample_rate / 2
+        _check_range("highpass_hz", *highpass_hz, 1e-3, nyquist)
+        _check_range("lowpass_hz", *lowpass_hz, highpass_hz[1], nyquist)
+        _check_range("centre_hz", *centre_hz, 1e-3, nyquist)
+        _check_range("gain_db", *gain_db)
+        _check_range("q", *q, 1e-3)
+        if peaks < 0:
+            raise AugmentationError(f"peaks must be >= 0, got {peaks}") from None
+        self.sample_rate = int(sample_rate)
+        self.highpass_hz, self.lowpass_hz, self.centre_hz = highpass_hz, lowpass_hz, centre_hz
+        self.peaks, self.gain_db, self.q = int(peaks), gain_db, q
+
+    def sample(self, x: torch.Tensor, lengths: torch.Tensor, generator: Optional[torch.Generator]) -> Params:
+        batch = x.shape[0]
+
+        def log_uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            u = torch.rand(*shape, generator=generator, dtype=torch.float64)
+            return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+
+        highpass = log_uniform(*self.highpass_hz, batch)
+        lowpass = _uniform(batch, *self.lowpass_hz, generator).double()
+        centres = log_uniform(*self.centre_hz, batch, self.peaks)
+        gains = self.gain_db[0] + torch.rand(batch, self.peaks, generator=generator, dtype=torch.float64) * (
+            self.gain_db[1] - self.gain_db[0])
+        qs = self.q[0] + torch.rand(batch, self.peaks, generator=generator, dtype=torch.float64) * (self.q[1] - self.q[0])
+        return {"highpass_hz": highpass, "lowpass_hz": lowpass, "peaks": torch.stack([centres, gains, qs], dim=-1)}
+
+    def apply(self, x: torch.Tensor, lengths: torch.Tensor, labels: Optional[torch.Tensor], params: Params) -> Result:
+        return (AF.apply_channel(x, params["highpass_hz"], params["lowpass_hz"], params["peaks"], self.sample_rate,
+                                 lengths), lengths, labels)
 
 
 class Mixup(Augmentation):

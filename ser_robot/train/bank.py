@@ -120,6 +120,8 @@ def _chain_key(config: AugmentationConfig) -> dict[str, Any]:
 
     key: dict[str, Any] = {k: getattr(config, k) for k in ("kind", "p_tempo", "p_gain", "p_noise", "p_ir",
                                                              "nsr_power", "include_ego")}
+    if config.p_channel:  # added later: absent at 0, so older banks keep their keys
+        key["p_channel"] = config.p_channel
     key["noise_bank"] = NoiseBank.load(config.noise_bank).key if config.noise_bank else None
     key["rir_bank"] = RirBank.load(config.rir_bank).key if config.rir_bank else None
     key["sim_config"] = (hashlib.sha256(pathlib.Path(config.sim_config).read_bytes()).hexdigest()[:16]

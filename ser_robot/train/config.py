@@ -110,7 +110,8 @@ class AugmentationConfig:
     each step (the paper gives none; 0.5 is ours). ``noise_bank``: folder of a noise bank (only its
     training clips are used, :func:`ser_robot.sim.conditions.training_conditions`); ``None`` adds
     Gaussian noise instead. ``rir_bank``: folder of a RIR bank (its training rooms); ``None``
-    leaves out the IR step. ``nsr_power``: read the paper's noise-to-signal ratio as a power
+    leaves out the IR step. ``p_channel`` (beyond the paper; 0: off): a random loudspeaker / microphone
+    response after the gain step (:class:`~ser_robot.augment.transforms.RandomChannel`). ``nsr_power``: read the paper's noise-to-signal ratio as a power
     ratio (default: amplitude). ``include_ego``: also train on ego-noise clips (the paper never
     did). ``sim_config``: simulator YAML whose robot test condition is held out (``None``: the
     default ``config/sim/icub_lab.yaml``).
@@ -129,6 +130,7 @@ class AugmentationConfig:
     p_gain: float = setting(0.5, min=0.0, max=1.0, what="a probability")
     p_noise: float = setting(0.5, min=0.0, max=1.0, what="a probability")
     p_ir: float = setting(0.5, min=0.0, max=1.0, what="a probability")
+    p_channel: float = setting(0.0, min=0.0, max=1.0, what="a probability")
     noise_bank: str | None = None
     rir_bank: str | None = None
     nsr_power: bool = False
@@ -214,6 +216,9 @@ class AdversarialConfig:
             raise ConfigError(f"adversarial: beta + gamma must be at most 1 (the similarity term weighs "
                               f"1 - beta - gamma), got {self.beta} + {self.gamma}")
 
+
+_LATER_AUGMENTATION_DEFAULTS: dict[str, Any] = {"p_channel": 0.0}
+"""Keys of the ``augmentation`` section added after runs were made with it: left out of ``to_dict`` at their default."""
 
 _LATER_MULTITASK_DEFAULTS: dict[str, Any] = {"sampling": "draw", "restore_best": True}
 """Keys of the ``multitask`` section added after runs were made with it: left out of ``to_dict`` at their default."""
@@ -305,6 +310,9 @@ class TrainConfig:
         for key, default in _LATER_DEFAULTS.items():
             if getattr(self, key) == default:
                 del data[key]
+        for key, default in _LATER_AUGMENTATION_DEFAULTS.items():
+            if data["augmentation"][key] == default:
+                del data["augmentation"][key]
         if "multitask" in data:  # lists, as YAML and a checkpoint hold them
             data["multitask"] = {k: list(v) if isinstance(v, tuple) else v for k, v in data["multitask"].items()
                                  if k not in _LATER_MULTITASK_DEFAULTS or v != _LATER_MULTITASK_DEFAULTS[k]}

@@ -213,4 +213,4 @@ def build_augmentation(config: AugmentationConfig, sample_rate: int = 16000) -> 
             ir_source = [torch.from_numpy(rirs.ir(r).copy()) for r in rirs.records]
     return lakomkin_chain(noise_source, ir_source, sample_rate=sample_rate, p_tempo=config.p_tempo,
                           p_gain=config.p_gain, p_noise=config.p_noise, p_ir=config.p_ir,
-                          nsr_power=config.nsr_power)
+                          p_channel=config.p_channel, nsr_power=config.nsr_power)
