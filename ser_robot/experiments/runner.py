@@ -369,11 +369,8 @@ def _job_purifier(spec: JobSpec, config: Any, fold: Any, result: Any) -> Any:
     """The SSAD purifier of a defended job (:class:`~ser_robot.experiments.config.PurifierSpec` in
     ``spec.purifier``), trained against the job's own best model, or loaded from the job's ``purifier/purifier.pt``
     when an interrupted run already trained it; eval mode, on the model's device."""
-    import torch
-
-    from ser_robot.config_io import from_mapping
-    from ser_robot.models.ssad import Purifier, SsadConfig, load_ssad_config
-    from ser_robot.train.purifier import train_purifier
+    from ser_robot.models.ssad import load_ssad_config
+    from ser_robot.train.purifier import load_purifier, train_purifier
 
     if config.normalization != "global":
         raise ExperimentError(f"job {spec.job_dir}: the SSAD purifier works on population-normalised frames; this "
@@ -384,9 +381,7 @@ def _job_purifier(spec: JobSpec, config: Any, fold: Any, result: Any) -> Any:
     out_dir = pathlib.Path(spec.job_dir) / "purifier"
     path = out_dir / "purifier.pt"
     if path.is_file():
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        purifier = Purifier(from_mapping(SsadConfig, data["config"], str(path)))
-        purifier.load_state_dict(data["state"])
+        purifier, _ = load_purifier(path)
     else:
         ssad = load_ssad_config(spec_["config"] or None, **spec_["changes"])
         purifier = train_purifier(fold, result.best_checkpoint, ssad, epochs=spec_["epochs"],

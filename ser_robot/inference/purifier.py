@@ -14,10 +14,9 @@ import pathlib
 import numpy as np
 import torch
 
-from ser_robot.config_io import from_mapping
 from ser_robot.errors import CheckpointError
 from ser_robot.features.normalization import FeatureNormalizer
-from ser_robot.models.ssad import Purifier, SsadConfig
+from ser_robot.train.purifier import load_purifier
 
 __all__ = ["PurifierFrontEnd"]
 
@@ -27,20 +26,7 @@ class PurifierFrontEnd:
 
     def __init__(self, path: str | pathlib.Path, device: torch.device) -> None:
         self.path = pathlib.Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"purifier checkpoint {self.path} not found (train one with "
-                                  "ser_robot.train.purifier.train_purifier)")
-        try:
-            data = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - a corrupt or foreign file: one line, never a traceback
-            raise CheckpointError(f"purifier checkpoint {self.path} cannot be read: {type(error).__name__}") from None
-        if not isinstance(data, dict) or data.get("kind") != "ssad_purifier":
-            raise CheckpointError(f"{self.path} is not an SSAD purifier checkpoint (kind {data.get('kind')!r} "
-                                  "expected 'ssad_purifier')" if isinstance(data, dict) else
-                                  f"{self.path} is not an SSAD purifier checkpoint")
-        config = from_mapping(SsadConfig, data["config"], f"purifier checkpoint {self.path}")
-        self.purifier = Purifier(config)
-        self.purifier.load_state_dict(data["state"])
+        self.purifier, data = load_purifier(self.path)
         self.purifier.to(device).eval()
         for tensor in self.purifier.state_dict().values():
             if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):

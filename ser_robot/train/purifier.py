@@ -21,14 +21,15 @@ import torch
 
 from ser_robot.adversarial.detector import embeddings
 from ser_robot.adversarial.ssad import ssa_adversaries, ssad_losses
+from ser_robot.config_io import from_mapping
 from ser_robot.data.splits import Fold
-from ser_robot.errors import TrainError
+from ser_robot.errors import CheckpointError, TrainError
 from ser_robot.features.sets import create_extractor
 from ser_robot.models.ssad import Discriminator, Purifier, SsadConfig
 from ser_robot.train.checkpoint import load_model, to_plain
 from ser_robot.train.data import load_waveform
 
-__all__ = ["PurifierResult", "train_purifier"]
+__all__ = ["PurifierResult", "load_purifier", "train_purifier"]
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +128,23 @@ def train_purifier(fold: Fold, feature_checkpoint: str | pathlib.Path, config: S
                              "normalizer": checkpoint["features"]["normalizer"],
                              "feature_checkpoint": str(feature_checkpoint), "history": history}), path)
     return PurifierResult(purifier, history, path)
+
+
+def load_purifier(path: str | pathlib.Path) -> tuple[Purifier, dict]:
+    """The purify network of a ``purifier.pt`` (eval mode, CPU) and the checkpoint's content; raises
+    :class:`CheckpointError` naming the file when it is missing, unreadable or not a purifier's."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"purifier checkpoint {path} not found (train one with "
+                              "ser_robot.train.purifier.train_purifier)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a corrupt or foreign file: one line, never a traceback
+        raise CheckpointError(f"purifier checkpoint {path} cannot be read: {type(error).__name__}") from None
+    if not isinstance(data, dict) or data.get("kind") != "ssad_purifier":
+        raise CheckpointError(f"{path} is not an SSAD purifier checkpoint (kind {data.get('kind')!r} "
+                              "expected 'ssad_purifier')" if isinstance(data, dict) else
+                              f"{path} is not an SSAD purifier checkpoint")
+    purifier = Purifier(from_mapping(SsadConfig, data["config"], f"purifier checkpoint {path}"))
+    purifier.load_state_dict(data["state"])
+    return purifier.eval(), data
