@@ -588,12 +588,15 @@ def effects_markdown(effects: Sequence[Effect]) -> str:
                      f"{_measured(effect)} | {_p(effect.p_value)} | {effect.verdict} |")
     ranking = any(effect.metric == "kendall_tau" for effect in effects)
     margins = sorted({_METRIC_NAMES.get(e.metric, e.metric) for e in effects if e.expected == NOT_LOWER})
+    mae = any("mae" in e.metric for e in effects)
+    gap = any("gap %" in e.description for e in effects)
     caption = (
         "Unit: one (repetition, fold) pair present in both sides of a comparison (n units); Δ: mean paired "
-        "difference, second minus first, in the metric's units (MAE: lower is better); %: relative change of the "
-        "means, (second − first) / |first| (pp: change of the gap % in percentage points), the convention of the "
-        "Paper column (the paper's improvement % of an MAE is printed with the opposite sign; flipped here). "
-        "95 % CI: percentile bootstrap over units (10000 resamples, seeded). p: two-sided paired sign-flip "
+        "difference, second minus first, in the metric's units" + (" (MAE: lower is better)" if mae else "")
+        + "; %: relative change of the means, (second − first) / |first|"
+        + (" (pp: change of the gap % in percentage points)" if gap else "") + ", the convention of the Paper column"
+        + (" (the paper's improvement % of an MAE is printed with the opposite sign; flipped here)" if mae else "")
+        + ". 95 % CI: percentile bootstrap over units (10000 resamples, seeded). p: two-sided paired sign-flip "
         "permutation test of Δ = 0 (exact when 2^n ≤ 10000; n units cannot give p below 2 / 2^n, 0.0625 for 5)"
         + ("; for the ranking, Kendall's τ between the measured and the paper's macro-F1 without each augmentation, "
            "p exact over every ordering" if ranking else "")
