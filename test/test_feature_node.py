@@ -202,3 +202,34 @@ def test_node_counts_malformed_frames_and_gaps_and_goes_on(rclpy_context):
         node._report()  # diagnostics with the counts, no exception
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+def test_deactivation_finishes_and_forgets_every_stream(rclpy_context):
+    """A deactivated node holds no stream: each was finished (its last blocks published) and forgotten, so the
+    next activation starts each source afresh instead of feeding a finished pipeline."""
+    from ser_robot.audio.chunk import AudioChunk
+    from ser_robot.config import validate_node_params
+    from ser_robot.ros.conversions import chunk_to_audio_frame
+    from ser_robot.ros.feature_node import FeatureNode
+    from ser_robot.ros.runner import parameter_overrides
+
+    params = validate_node_params("features", {"feature_set": FEATURE_SET, "vad": False, "block_frames": 5})
+    node = FeatureNode("features_deactivated", parameter_overrides=parameter_overrides(params))
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        stereo = speech(seconds=0.3, rate=16000)
+        for source in ("head", "chest"):
+            for i in range(12):
+                node._on_audio(chunk_to_audio_frame(AudioChunk(stereo[i * 160:(i + 1) * 160], 16000, i * 0.01), i,
+                                                    "s16le", ["left_ear", "right_ear"], source))
+        assert set(node.streams) == {"head", "chest"}
+        node.trigger_deactivate()
+        assert len(node.streams) == 0
+        node.trigger_activate()
+        node._on_audio(chunk_to_audio_frame(AudioChunk(stereo[:160], 16000, 5.0), 0, "s16le",
+                                            ["left_ear", "right_ear"], "head"))
+        assert set(node.streams) == {"head"} and node.counts["streams_started"] == 3
+    finally:
+        node.destroy_node()

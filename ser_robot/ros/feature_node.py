@@ -186,8 +186,11 @@ class FeatureNode(ConsumerNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        for stream, state in self.streams.items():
-            self._publish(stream, *state.pipeline.finish())
+        for stream in list(self.streams):  # finish every stream (its last blocks are published) and forget it
+            try:
+                self._publish(stream, *self.streams[stream].pipeline.finish())
+            finally:
+                self._forget(stream)
 
     def _on_lost(self, info: QoSMessageLostInfo) -> None:
         """The middleware lost frames before the callback (queue full, frame too large for the transport)."""
