@@ -526,7 +526,8 @@ def channel_response(
     loudspeaker (:mod:`ser_robot.sim.loudspeaker`).
     """
     if peaks.dim() != 3 or peaks.shape[-1] != 3:
-        raise AugmentationError(f"peaks must be (batch, k, 3) rows of (centre Hz, gain dB, Q), got {tuple(peaks.shape)}")
+        raise AugmentationError(f"peaks must be (batch, k, 3) rows of (centre Hz, gain dB, Q), "
+                                f"got {tuple(peaks.shape)}")
     batch = peaks.shape[0]
     f = freqs_hz.to(torch.float64).clamp_min(1e-3)[None, :]
     hp = _param(highpass_hz, batch, peaks, "highpass_hz", torch.float64)[:, None]

@@ -391,16 +391,17 @@ class RandomChannel(Augmentation):
     def sample(self, x: torch.Tensor, lengths: torch.Tensor, generator: Optional[torch.Generator]) -> Params:
         batch = x.shape[0]
 
+        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+            return low + (high - low) * torch.rand(*shape, generator=generator, dtype=torch.float64)
+
         def log_uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-            u = torch.rand(*shape, generator=generator, dtype=torch.float64)
-            return torch.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+            return torch.exp(uniform(math.log(low), math.log(high), *shape))
 
         highpass = log_uniform(*self.highpass_hz, batch)
-        lowpass = _uniform(batch, *self.lowpass_hz, generator).double()
+        lowpass = uniform(*self.lowpass_hz, batch)
         centres = log_uniform(*self.centre_hz, batch, self.peaks)
-        gains = self.gain_db[0] + torch.rand(batch, self.peaks, generator=generator, dtype=torch.float64) * (
-            self.gain_db[1] - self.gain_db[0])
-        qs = self.q[0] + torch.rand(batch, self.peaks, generator=generator, dtype=torch.float64) * (self.q[1] - self.q[0])
+        gains = uniform(*self.gain_db, batch, self.peaks)
+        qs = uniform(*self.q, batch, self.peaks)
         return {"highpass_hz": highpass, "lowpass_hz": lowpass, "peaks": torch.stack([centres, gains, qs], dim=-1)}
 
     def apply(self, x: torch.Tensor, lengths: torch.Tensor, labels: Optional[torch.Tensor], params: Params) -> Result:

@@ -95,6 +95,7 @@ TABLES: tuple[str, ...] = ("table1", "table2", "labelled_fraction")
 VALIDATIONS: tuple[str, ...] = ("partner", "next", "none")
 SCHEMES: tuple[str, ...] = ("speaker", "session", "cross_corpus")
 HEADS: tuple[str, ...] = ("categorical", "dimensional")
+DEFENCES: tuple[str, ...] = ("none", "ssad")
 MODEL_LABELS: dict[str, str] = {"lakomkin_rnn": "RNN", "lakomkin_cnn": "CNN", "mtl_aug": "MTL-AUG",
                                 "latif_cnn": "CNN (Latif 2020)", "latif_cnn_lstm": "CNN-LSTM", "densenet": "DenseNet",
                                 "densenet_lstm": "DenseNet-LSTM", "densenet_lstm_highway": "DenseNet-LSTM-Highway"}
@@ -207,7 +208,7 @@ class ArmConfig:
     label: str = ""
     overrides: dict[str, Any] = setting(default_factory=dict)
     unlabelled: bool = False
-    defence: str = setting("none", choices=("none", "ssad"))
+    defence: str = setting("none", choices=DEFENCES)
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,6 @@ class EffectSpec:
 
 
 ATTACK_METHODS: tuple[str, ...] = ("fgsm", "bim", "pgd", "spsa")
-DEFENCES: tuple[str, ...] = ("none", "ssad")
 
 
 @dataclass(frozen=True)

@@ -377,16 +377,16 @@ def _job_purifier(spec: JobSpec, config: Any, fold: Any, result: Any) -> Any:
                               f"arm trains with normalization: {config.normalization}; set it to global")
     if result.best_checkpoint is None:
         raise ExperimentError(f"job {spec.job_dir}: training wrote no best.pt for the purifier to train against")
-    spec_ = spec.purifier
+    settings = spec.purifier
     out_dir = pathlib.Path(spec.job_dir) / "purifier"
     path = out_dir / "purifier.pt"
     if path.is_file():
         purifier, _ = load_purifier(path)
     else:
-        ssad = load_ssad_config(spec_["config"] or None, **spec_["changes"])
-        purifier = train_purifier(fold, result.best_checkpoint, ssad, epochs=spec_["epochs"],
-                                  batch_size=spec_["batch_size"], lr=spec_["lr"], patience=spec_["patience"],
-                                  frames=spec_["frames"], seed=spec.seed, out_dir=out_dir).purifier
+        ssad = load_ssad_config(settings["config"] or None, **settings["changes"])
+        purifier = train_purifier(fold, result.best_checkpoint, ssad, epochs=settings["epochs"],
+                                  batch_size=settings["batch_size"], lr=settings["lr"], patience=settings["patience"],
+                                  frames=settings["frames"], seed=spec.seed, out_dir=out_dir).purifier
     return purifier.to(next(result.model.parameters()).device).eval()
 
 

@@ -417,7 +417,8 @@ def load_jobs(results_dir: pathlib.Path) -> list[dict[str, Any]]:
 def job_runs(job: Mapping[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Predictions]]:
     """The ``runs.csv`` rows of one job, metrics recomputed from its predictions, and the predictions."""
     rows, predictions = [], {}
-    tests = job.get("test_sets") or (*TEST_SETS, *(job.get("noisy") or {}), *(a["name"] for a in job.get("attacks") or []))
+    tests = job.get("test_sets") or (  # jobs written before test_sets was recorded
+        *TEST_SETS, *(job.get("noisy") or {}), *(a["name"] for a in job.get("attacks") or []))
     for test in tests:
         path = pathlib.Path(job["dir"]) / f"predictions_{test}.csv"
         if not path.is_file():
@@ -495,10 +496,11 @@ def protection_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             values = values[~np.isnan(values)]
             cells.append(f"{values.mean():.2f} ± {values.std():.2f}" if len(values) else "undefined")
         lines.append(f"| {label} | {attacker} | {attack} | {cells[0]} | {cells[1]} | {len(group)} |")
-    return "\n".join(lines) + "\n\nR (eq. 12) is the share of the utterances right on clean input that the attack turns " \
-        "wrong; without protection it is the undefended model's (an SSAD arm: its own model without the purifier; " \
-        "any other arm: the reference arm's). Recovery rate: of the utterances wrong on clean input, the share " \
-        "right with the defence under attack.\n"
+    caption = ("R (eq. 12) is the share of the utterances right on clean input that the attack turns wrong; without "
+               "protection it is the undefended model's (an SSAD arm: its own model without the purifier; any other "
+               "arm: the reference arm's). Recovery rate: of the utterances wrong on clean input, the share right "
+               "with the defence under attack.")
+    return "\n".join(lines) + "\n\n" + caption + "\n"
 
 
 def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> ExperimentTables:
@@ -536,9 +538,9 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
     effects = (arm_effects(runs, experiment["effects"]) if experiment.get("effects")
                else lakomkin_effects(runs))
     files.append(write_effects(results_dir / "effects.csv", effects))
-    if experiment.get("purifier"):
-        parts += ["## Protection efficacy and recovery rate (Su and Lee eq. 12-13)\n",
-                  protection_markdown(protection_rows(collected, experiment))]
+    protection = protection_rows(collected, experiment) if experiment.get("purifier") else None
+    if protection is not None:
+        parts += ["## Protection efficacy and recovery rate (Su and Lee eq. 12-13)\n", protection_markdown(protection)]
     parts += ["## Effects the paper claims, with intervals\n", effects_markdown(effects)]
     parts += ["## Every arm\n", summary_markdown(runs)]
     markdown = "\n".join(parts)
@@ -551,10 +553,10 @@ def rebuild_tables(results_dir: str | pathlib.Path, figures: bool = True) -> Exp
         figure_dir.mkdir(exist_ok=True)
         files += confusion_figures(collected, figure_dir)
         files += violin_figures(collected, figure_dir)
-        if experiment.get("purifier"):
+        if protection is not None:
             from ser_robot.experiments.plots import protection_figure
 
-            files.append(protection_figure(protection_rows(collected, experiment), figure_dir / "protection.png"))
+            files.append(protection_figure(protection, figure_dir / "protection.png"))
         if "labelled_fraction" in experiment["tables"]:
             from ser_robot.experiments.plots import labelled_fraction_figure
 

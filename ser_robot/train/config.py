@@ -111,8 +111,8 @@ class AugmentationConfig:
     training clips are used, :func:`ser_robot.sim.conditions.training_conditions`); ``None`` adds
     Gaussian noise instead. ``rir_bank``: folder of a RIR bank (its training rooms); ``None``
     leaves out the IR step. ``p_channel`` (beyond the paper; 0: off): a random loudspeaker / microphone
-    response after the gain step (:class:`~ser_robot.augment.transforms.RandomChannel`). ``nsr_power``: read the paper's noise-to-signal ratio as a power
-    ratio (default: amplitude). ``include_ego``: also train on ego-noise clips (the paper never
+    response after the gain step (:class:`~ser_robot.augment.transforms.RandomChannel`). ``nsr_power``:
+    read the paper's noise-to-signal ratio as a power ratio (default: amplitude). ``include_ego``: also train on ego-noise clips (the paper never
     did). ``sim_config``: simulator YAML whose robot test condition is held out (``None``: the
     default ``config/sim/icub_lab.yaml``).
 
